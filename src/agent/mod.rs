@@ -1,0 +1,450 @@
+//! The user-container agent (`osmo_exec`): dials ctrl's socket, waits for ExecStart, runs
+//! the user command, and streams its output to ctrl as one message per line while also
+//! passing it through to the container's own log.
+//!
+//! Flow control: while ctrl is taking bytes, a full outbox pauses reading the command's
+//! pipes for a moment (a burst is delivered whole instead of held in memory). When ctrl
+//! has taken nothing for [`CTRL_STALL`], or is gone, the agent goes back to reading the
+//! command at full speed and drops the lines it cannot hold, counting them, so a stuck
+//! ctrl never stalls the command for longer than that.
+
+pub mod command;
+pub mod lines;
+pub mod passthrough;
+
+use std::io::{self, Read, Write};
+use std::os::unix::net::UnixStream as StdUnixStream;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use mio::net::UnixStream;
+use mio::{Interest, Poll, Token};
+
+use crate::cli::exec::ExecArgs;
+use crate::proto::ipc::{self, AgentState, Hello, LineSplitter, Message, MsgType};
+use crate::reactor::{Handler, Timers};
+use crate::sys::signals::{self, Signals};
+use command::{make_readable, Running, Stream};
+use passthrough::Passthrough;
+
+const SIGNALS: Token = Token(0);
+const CTRL: Token = Token(1);
+const PIPES: [Token; 2] = [Token(2), Token(3)];
+
+/// Bytes of messages held for ctrl before reading pauses (or, with ctrl stalled, lines are dropped).
+const CTRL_BUDGET: usize = 4 << 20;
+/// ctrl taking no bytes for this long with the outbox full counts as stalled.
+const CTRL_STALL: Duration = Duration::from_secs(1);
+/// Longest line accepted from ctrl.
+const MAX_CTRL_LINE: usize = 1 << 20;
+/// After the command exits, how long a grandchild holding its pipes open is waited for.
+const PIPE_GRACE: Duration = Duration::from_secs(2);
+/// How long the agent tries to hand its last messages to ctrl before exiting.
+const EXIT_GRACE: Duration = Duration::from_secs(10);
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+enum Timer {
+    PipeGrace,
+    ExitGrace,
+    /// Re-check a paused read once ctrl may count as stalled.
+    CtrlStall,
+}
+
+#[derive(Debug, PartialEq)]
+enum Phase {
+    WaitingStart,
+    Running,
+    /// A restart asked for the command to stop; UserStopFinished follows.
+    Stopping,
+    /// Done with `code`: handing the last messages to ctrl.
+    Exiting { code: i32 },
+}
+
+/// Runs the agent; returns the user command's exit code.
+pub fn main(args: ExecArgs) -> i32 {
+    let argv = args.argv();
+    prepare_shell_files(&args);
+    let stream = match dial(&args.socket_path, args.unix_timeout) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("osmo_exec: cannot reach ctrl at {}: {e}", args.socket_path.display());
+            return 1;
+        }
+    };
+    match Agent::new(args, argv, stream) {
+        Ok((mut poll, mut agent)) => crate::reactor::run(&mut poll, &mut agent).unwrap_or_else(|e| {
+            eprintln!("osmo_exec: event loop: {e}");
+            1
+        }),
+        Err(e) => {
+            eprintln!("osmo_exec: {e}");
+            1
+        }
+    }
+}
+
+/// Dials ctrl's socket until it answers or `timeout` passes (ctrl may start later).
+fn dial(path: &Path, timeout: Duration) -> io::Result<StdUnixStream> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match StdUnixStream::connect(path) {
+            Ok(s) => return Ok(s),
+            Err(e) if Instant::now() >= deadline => return Err(e),
+            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+}
+
+/// Creates the shell history file and sources the CLI completion script from ~/.bashrc,
+/// as exec sessions expect. Failures only matter to those sessions, so they are ignored.
+fn prepare_shell_files(args: &ExecArgs) {
+    let _ = std::fs::OpenOptions::new().create(true).append(true).open(&args.history_file_path);
+    let script = &args.cli_auto_complete_script_path;
+    if let (true, Some(home)) = (script.is_file(), std::env::var_os("HOME")) {
+        let bashrc = Path::new(&home).join(".bashrc");
+        let line = format!("source {}\n", script.display());
+        let present = std::fs::read_to_string(&bashrc).is_ok_and(|s| s.contains(line.trim_end()));
+        if !present {
+            if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(&bashrc) {
+                let _ = f.write_all(line.as_bytes());
+            }
+        }
+    }
+}
+
+struct Agent {
+    args: ExecArgs,
+    argv: Vec<String>,
+    poll_registry: mio::Registry,
+    signals: Signals,
+    timers: Timers<Timer>,
+    ctrl: Option<UnixStream>,
+    ctrl_lines: LineSplitter,
+    outbox: Vec<u8>,
+    /// When ctrl last took bytes from the outbox.
+    ctrl_progress: Instant,
+    dropped: u64,
+    /// A pipe read stopped at the budget with data possibly left (edge-triggered pipes will
+    /// not announce it again).
+    read_more: bool,
+    passthrough: Option<[Passthrough; 2]>,
+    running: Option<Running>,
+    output_folder: String,
+    phase: Phase,
+    read_buf: Vec<u8>,
+    exit: Option<i32>,
+}
+
+impl Agent {
+    fn new(args: ExecArgs, argv: Vec<String>, stream: StdUnixStream) -> io::Result<(Poll, Agent)> {
+        let poll = Poll::new()?;
+        stream.set_nonblocking(true)?;
+        let mut ctrl = UnixStream::from_std(stream);
+        poll.registry().register(&mut ctrl, CTRL, Interest::READABLE | Interest::WRITABLE)?;
+        let mut signals = Signals::new(&[signals::SIGTERM, signals::SIGINT, signals::SIGCHLD])?;
+        poll.registry().register(signals.source(), SIGNALS, Interest::READABLE)?;
+        // `sidewire run` prints the lines itself and turns the copy off.
+        let passthrough = (std::env::var("SIDEWIRE_PASSTHROUGH").as_deref() != Ok("0"))
+            .then(|| [Passthrough::stdout(), Passthrough::stderr()]);
+        let mut agent = Agent {
+            args,
+            argv,
+            poll_registry: poll.registry().try_clone()?,
+            signals,
+            timers: Timers::default(),
+            ctrl: Some(ctrl),
+            ctrl_lines: LineSplitter::new(MAX_CTRL_LINE),
+            outbox: Vec::new(),
+            ctrl_progress: Instant::now(),
+            dropped: 0,
+            read_more: false,
+            passthrough,
+            running: None,
+            output_folder: String::new(),
+            phase: Phase::WaitingStart,
+            read_buf: vec![0; 64 << 10],
+            exit: None,
+        };
+        let mut hello = Message::new(MsgType::Hello);
+        hello.hello = Some(Hello { version: 1, features: Vec::new(), state: AgentState::Idle });
+        agent.send(&hello);
+        Ok((poll, agent))
+    }
+
+    fn send(&mut self, message: &Message) {
+        if self.ctrl.is_some() {
+            message.encode(&mut self.outbox);
+        }
+    }
+
+    fn start(&mut self) {
+        let registry = &self.poll_registry;
+        match Running::spawn(&self.argv, &self.args.user_bin_path, registry, PIPES) {
+            Ok(running) => {
+                self.running = Some(running);
+                self.phase = Phase::Running;
+            }
+            Err(e) => {
+                let mut failed = Message::new(MsgType::ExecFailed);
+                failed.message_err = format!("Command failed with error: cannot start {:?}: {e}\n", self.argv[0]);
+                eprint!("osmo_exec: {}", failed.message_err);
+                self.send(&failed);
+                self.begin_exit(127);
+            }
+        }
+    }
+
+    fn begin_exit(&mut self, code: i32) {
+        self.phase = Phase::Exiting { code };
+        self.timers.set(Timer::ExitGrace, Instant::now() + EXIT_GRACE);
+    }
+
+    fn on_ctrl_message(&mut self, m: Message) {
+        match (m.kind, &self.phase) {
+            (MsgType::ExecStart, Phase::WaitingStart) => {
+                self.output_folder = m.output_folder;
+                self.start();
+            }
+            (MsgType::CtrlFailed, Phase::WaitingStart) => {
+                eprintln!("osmo_exec: ctrl failed before the command started");
+                self.begin_exit(1);
+            }
+            (MsgType::UserStop, Phase::Running) => {
+                if let Some(r) = &self.running {
+                    r.signal_group(rustix::process::Signal::KILL);
+                }
+                self.phase = Phase::Stopping;
+            }
+            // Nothing runs: the stop is already complete (never leave ctrl waiting).
+            (MsgType::UserStop, _) => self.send(&Message::new(MsgType::UserStopFinished)),
+            (MsgType::UserStart, Phase::WaitingStart) => self.start(),
+            (MsgType::UserExecStart, _) => {
+                let mut m = Message::new(MsgType::MessageErr);
+                m.message_err = "exec sessions are not supported by this agent yet".into();
+                self.send(&m);
+            }
+            _ => {}
+        }
+    }
+
+    /// Reads ctrl's messages and writes ours; a lost ctrl leaves the command running.
+    fn service_ctrl(&mut self) {
+        let Some(conn) = self.ctrl.as_mut() else { return };
+        let mut messages = Vec::new();
+        let mut lost = None;
+        let mut buf = [0u8; 8192];
+        loop {
+            match conn.read(&mut buf) {
+                Ok(0) => {
+                    lost = Some("ctrl closed the connection".to_string());
+                    break;
+                }
+                Ok(n) => {
+                    let mut data = &buf[..n];
+                    while !data.is_empty() {
+                        let (used, line) = self.ctrl_lines.push(data);
+                        match line.map(|l| l.map(Message::decode)) {
+                            Some(Ok(Ok(m))) => messages.push(m),
+                            Some(Ok(Err(e))) => eprintln!("osmo_exec: ignoring a message from ctrl: {e}"),
+                            Some(Err(e)) => eprintln!("osmo_exec: ignoring a message from ctrl: {e}"),
+                            None => {}
+                        }
+                        data = &data[used..];
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    lost = Some(format!("reading ctrl: {e}"));
+                    break;
+                }
+            }
+        }
+        if lost.is_none() {
+            lost = self.write_ctrl().err();
+        }
+        for m in messages {
+            self.on_ctrl_message(m);
+        }
+        if let Some(why) = lost {
+            eprintln!("osmo_exec: {why}; the command keeps running");
+            if let Some(mut conn) = self.ctrl.take() {
+                let _ = self.poll_registry.deregister(&mut conn);
+            }
+            self.outbox.clear();
+            if self.phase == Phase::WaitingStart {
+                self.begin_exit(1);
+            }
+        }
+    }
+
+    fn write_ctrl(&mut self) -> Result<(), String> {
+        let Some(conn) = self.ctrl.as_mut() else { return Ok(()) };
+        let mut written = 0;
+        while written < self.outbox.len() {
+            match conn.write(&self.outbox[written..]) {
+                Ok(n) => written += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(format!("writing to ctrl: {e}")),
+            }
+        }
+        if written > 0 {
+            self.outbox.drain(..written);
+            self.ctrl_progress = Instant::now();
+        }
+        if self.dropped > 0 && self.outbox.len() < CTRL_BUDGET / 2 {
+            let mut m = Message::new(MsgType::MessageErr);
+            m.message_err = format!("WARNING: ctrl was not reading; {} output lines were not forwarded", self.dropped);
+            self.dropped = 0;
+            self.send(&m);
+        }
+        Ok(())
+    }
+
+    /// ctrl is connected and took bytes recently: a full outbox means "busy", so reading
+    /// pauses; otherwise lines past the budget are dropped.
+    fn ctrl_alive(&self, now: Instant) -> bool {
+        self.ctrl.is_some() && now < self.ctrl_progress + CTRL_STALL
+    }
+
+    /// Reads the command's pipes: each chunk is passed through and cut into messages.
+    /// Sets `read_more` when it paused with data possibly left in a pipe.
+    fn read_output(&mut self, now: Instant) {
+        self.read_more = false;
+        let alive = self.ctrl_alive(now);
+        let Some(running) = self.running.as_mut() else { return };
+        if alive && self.outbox.len() >= CTRL_BUDGET {
+            self.timers.set(Timer::CtrlStall, self.ctrl_progress + CTRL_STALL);
+            self.read_more = true;
+            return;
+        }
+        let (outbox, dropped, passthrough, connected) =
+            (&mut self.outbox, &mut self.dropped, &mut self.passthrough, self.ctrl.is_some());
+        for pipe in running.pipes.iter_mut() {
+            let mut cutter = std::mem::take(&mut pipe.cutter);
+            let emit = |stream: Stream, line: &[u8], outbox: &mut Vec<u8>, dropped: &mut u64| {
+                if !connected {
+                    return;
+                }
+                if outbox.len() >= CTRL_BUDGET && !alive {
+                    *dropped += 1;
+                    return;
+                }
+                let kind = if stream == Stream::Out { MsgType::MessageOut } else { MsgType::MessageErr };
+                ipc::encode_output_line(outbox, kind, line);
+            };
+            let was_open = pipe.is_open();
+            let stopped = pipe.drain(&self.poll_registry, &mut self.read_buf, |stream, data| {
+                if let Some(p) = passthrough.as_mut() {
+                    p[stream as usize].write(data);
+                }
+                cutter.push(data, |line| emit(stream, line, outbox, dropped));
+                // Stop at the budget while ctrl is busy; the rest waits in the pipe.
+                !(alive && outbox.len() >= CTRL_BUDGET)
+            });
+            self.read_more |= stopped;
+            if was_open && !pipe.is_open() {
+                let stream = pipe.stream;
+                cutter.finish(|line| emit(stream, line, outbox, dropped));
+            }
+            pipe.cutter = cutter;
+        }
+    }
+
+    /// Reports the end of the command once it exited and its output was read.
+    fn check_finished(&mut self, now: Instant) {
+        let Some(running) = self.running.as_mut() else { return };
+        let Some(code) = running.reap() else { return };
+        if running.pipes.iter().any(|p| p.is_open()) {
+            if !self.timers.is_armed(Timer::PipeGrace) {
+                self.timers.set(Timer::PipeGrace, now + PIPE_GRACE);
+            }
+            return;
+        }
+        self.timers.cancel(Timer::PipeGrace);
+        self.running = None;
+        if self.phase == Phase::Stopping {
+            self.send(&Message::new(MsgType::UserStopFinished));
+            self.phase = Phase::WaitingStart;
+            return;
+        }
+        if !self.output_folder.is_empty() {
+            if let Err(e) = make_readable(Path::new(&self.output_folder)) {
+                eprintln!("osmo_exec: making {} readable: {e}", self.output_folder);
+            }
+        }
+        if code == 0 {
+            self.send(&Message::new(MsgType::ExecFinished));
+        } else {
+            let mut m = Message::new(MsgType::ExecFailed);
+            m.message_err = format!("Command failed with error: {}\n", Running::describe_status(code));
+            self.send(&m);
+        }
+        self.begin_exit(code);
+    }
+
+    fn on_signals(&mut self) {
+        for sig in self.signals.pending() {
+            if sig == signals::SIGCHLD {
+                continue; // reaped in check_finished
+            }
+            // The container is stopping: pass the signal on to the command's group.
+            match self.running.as_ref() {
+                Some(r) => r.signal_group(rustix::process::Signal::TERM),
+                None => self.begin_exit(128 + sig),
+            }
+        }
+    }
+}
+
+impl Handler for Agent {
+    fn on_event(&mut self, _poll: &Poll, _event: &mio::event::Event, _now: Instant) {}
+
+    fn on_tick(&mut self, _poll: &Poll, now: Instant) {
+        self.on_signals();
+        while let Some(timer) = self.timers.pop_due(now) {
+            match timer {
+                Timer::PipeGrace => {
+                    if let Some(r) = self.running.as_mut() {
+                        for pipe in r.pipes.iter_mut() {
+                            pipe.close(&self.poll_registry);
+                        }
+                    }
+                }
+                Timer::CtrlStall => {}
+                Timer::ExitGrace => {
+                    if let Phase::Exiting { code } = self.phase {
+                        self.exit = Some(code);
+                    }
+                }
+            }
+        }
+        // Write first so a full outbox drains before the pipes are read.
+        self.service_ctrl();
+        self.read_output(now);
+        self.check_finished(now);
+        self.service_ctrl();
+        if let Some(p) = self.passthrough.as_mut() {
+            p.iter_mut().for_each(Passthrough::flush);
+        }
+        if let Phase::Exiting { code } = self.phase {
+            if self.outbox.is_empty() {
+                self.exit = Some(code);
+            }
+        }
+    }
+
+    fn next_deadline(&mut self) -> Option<Instant> {
+        // Paused at the budget: ctrl's writable event (it read) or the stall timer wakes
+        // the loop. Stopped below it: come straight back for the rest.
+        if self.read_more && self.outbox.len() < CTRL_BUDGET {
+            return Some(Instant::now());
+        }
+        self.timers.next_deadline()
+    }
+
+    fn exit_code(&self) -> Option<i32> {
+        self.exit
+    }
+}

@@ -1,0 +1,85 @@
+//! Command line of the user-container agent (`osmo_exec` compatible).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::goflag::{self, FlagDef, FlagError, FlagKind};
+
+/// The agent's settings, typed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecArgs {
+    /// The program, then leading arguments; never empty after [`ExecArgs::parse`].
+    pub commands: Vec<String>,
+    /// More arguments, after those of `commands`.
+    pub args: Vec<String>,
+    /// `path;url;frequency_seconds;regex` periodic uploads.
+    pub checkpoint: Vec<String>,
+    pub socket_path: PathBuf,
+    pub unix_timeout: Duration,
+    /// Appended to the user command's `PATH`.
+    pub user_bin_path: String,
+    pub history_file_path: PathBuf,
+    pub run_location: PathBuf,
+    pub enable_rsync: bool,
+    /// Bytes per second, 0 = unlimited.
+    pub rsync_read_limit: i64,
+    /// Bytes per second, 0 = unlimited.
+    pub rsync_write_limit: i64,
+    /// `name:path:writable,...` extra rsync modules.
+    pub rsync_path_allow_list: String,
+    pub cli_auto_complete_script_path: PathBuf,
+}
+
+impl ExecArgs {
+    /// Every flag the agent accepts, with upstream's names and defaults.
+    #[rustfmt::skip]
+    pub const FLAGS: &'static [FlagDef] = &[
+        FlagDef::new("commands", FlagKind::Repeat, "", "Program, then leading arguments; repeat for each."),
+        FlagDef::new("args", FlagKind::Repeat, "", "Argument appended after the commands; repeat for each."),
+        FlagDef::new("checkpoint", FlagKind::Repeat, "", "Periodic upload path;url;seconds;regex; repeat for more."),
+        FlagDef::new("socketPath", FlagKind::Str, "", "Unix socket of the sidecar."),
+        FlagDef::new("unixTimeout", FlagKind::Int, "120", "Minutes to keep dialing the sidecar's socket."),
+        FlagDef::new("userBinPath", FlagKind::Str, "/osmo/usr/bin", "Folder appended to PATH."),
+        FlagDef::new("historyFilePath", FlagKind::Str, "/osmo/data/.bash_history", "Shell history file for exec sessions."),
+        FlagDef::new("runLocation", FlagKind::Str, "/osmo/run", "Folder holding workspace/ for rsync."),
+        FlagDef::new("enableRsync", FlagKind::Bool, "false", "Run an rsync daemon for the task."),
+        FlagDef::new("rsyncReadLimit", FlagKind::Int, "0", "rsync read limit in bytes per second (0 = none)."),
+        FlagDef::new("rsyncWriteLimit", FlagKind::Int, "0", "rsync write limit in bytes per second (0 = none)."),
+        FlagDef::new("rsyncPathAllowList", FlagKind::Str, "", "Extra rsync modules as name:path:writable,..."),
+        FlagDef::new("cliAutoCompleteScriptPath", FlagKind::Str, "/osmo/usr/bin/osmo_cli/osmo/autocomplete.bash", "Completion script sourced by exec shells, if present."),
+    ];
+
+    /// Parses the agent's arguments (without the program name). At least one
+    /// `-commands` is required: it names the program to run.
+    pub fn parse(args: &[String]) -> Result<ExecArgs, FlagError> {
+        let p = goflag::parse(Self::FLAGS, args)?;
+        if p.list("commands").is_empty() {
+            return Err(FlagError::BadValue {
+                flag: "-commands".to_owned(),
+                value: String::new(),
+                why: "at least one -commands is required: the first names the program to run"
+                    .to_owned(),
+            });
+        }
+        Ok(ExecArgs {
+            commands: p.list("commands").to_vec(),
+            args: p.list("args").to_vec(),
+            checkpoint: p.list("checkpoint").to_vec(),
+            socket_path: p.str("socketPath").into(),
+            unix_timeout: goflag::minutes(p.int("unixTimeout")),
+            user_bin_path: p.str("userBinPath").to_owned(),
+            history_file_path: p.str("historyFilePath").into(),
+            run_location: p.str("runLocation").into(),
+            enable_rsync: p.bool("enableRsync"),
+            rsync_read_limit: p.int("rsyncReadLimit"),
+            rsync_write_limit: p.int("rsyncWriteLimit"),
+            rsync_path_allow_list: p.str("rsyncPathAllowList").to_owned(),
+            cli_auto_complete_script_path: p.str("cliAutoCompleteScriptPath").into(),
+        })
+    }
+
+    /// The user command: the program and its arguments, `commands` then `args`.
+    pub fn argv(&self) -> Vec<String> {
+        self.commands.iter().chain(&self.args).cloned().collect()
+    }
+}

@@ -1,0 +1,73 @@
+//! Command line of `sidewire run`: one task run locally, without a service.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::goflag::{self, FlagDef, FlagError, FlagKind};
+
+/// Shown when the command is missing.
+const SYNOPSIS: &str = "sidewire run [flags] [--] COMMAND [ARG...]";
+
+/// Settings of a local run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunArgs {
+    /// `-input` specs in order.
+    pub inputs: Vec<String>,
+    /// `-output` specs in order.
+    pub outputs: Vec<String>,
+    /// `-checkpoint` specs in order.
+    pub checkpoints: Vec<String>,
+    /// Holds the journal, `input/` and `output/`.
+    pub workdir: PathBuf,
+    /// Store URL as given; empty means the default, see [`RunArgs::store_url`].
+    pub store: String,
+    /// At least 1 ms.
+    pub logs_period: Duration,
+    /// Task name, the source of its log lines.
+    pub name: String,
+    /// The program and its arguments; never empty.
+    pub command: Vec<String>,
+}
+
+impl RunArgs {
+    /// Every flag `sidewire run` accepts.
+    #[rustfmt::skip]
+    pub const FLAGS: &'static [FlagDef] = &[
+        FlagDef::new("input", FlagKind::Repeat, "", "Input spec; repeat for more."),
+        FlagDef::new("output", FlagKind::Repeat, "", "Output spec; repeat for more."),
+        FlagDef::new("checkpoint", FlagKind::Repeat, "", "Periodic upload path;url;seconds;regex."),
+        FlagDef::new("workdir", FlagKind::Str, ".sidewire", "Folder for the journal, input/ and output/."),
+        FlagDef::new("store", FlagKind::Str, "", "Store URL (default file://WORKDIR/store)."),
+        FlagDef::new("logsPeriod", FlagKind::Int, "100", "Milliseconds between log flushes."),
+        FlagDef::new("name", FlagKind::Str, "task", "Task name."),
+    ];
+
+    /// Parses `sidewire run`'s arguments (after `run`). The command is what
+    /// follows the flags, or follows `--`.
+    pub fn parse(args: &[String]) -> Result<RunArgs, FlagError> {
+        let p = goflag::parse(Self::FLAGS, args)?;
+        if p.positional().is_empty() {
+            return Err(FlagError::MissingCommand(SYNOPSIS.to_owned()));
+        }
+        Ok(RunArgs {
+            inputs: p.list("input").to_vec(),
+            outputs: p.list("output").to_vec(),
+            checkpoints: p.list("checkpoint").to_vec(),
+            workdir: p.str("workdir").into(),
+            store: p.str("store").to_owned(),
+            logs_period: goflag::millis_at_least_one(p.int("logsPeriod")),
+            name: p.str("name").to_owned(),
+            command: p.positional().to_vec(),
+        })
+    }
+
+    /// The store to use: `-store`, or else `file://{workdir}/store`.
+    pub fn store_url(&self) -> String {
+        if self.store.is_empty() {
+            let workdir = self.workdir.to_string_lossy();
+            format!("file://{}/store", workdir.trim_end_matches('/'))
+        } else {
+            self.store.clone()
+        }
+    }
+}

@@ -1,0 +1,417 @@
+//! The task lifecycle of PROTOCOL.md §7, as one event-loop handler: accept the agent and
+//! open the uplink, hold the barrier, start the command, forward its output, then send
+//! LOG_DONE and exit once the service has everything. Restart and failures are handled
+//! here too; the data phases are hooks in [`super::data`].
+
+use std::process::Child;
+use std::time::{Duration, Instant, SystemTime};
+
+use mio::{Poll, Token};
+
+use super::agent_link::{AgentInput, AgentLink};
+use super::data;
+use super::exit::{ExitCode, Failure};
+use super::log_queue::{LogQueue, Record};
+use super::service::LinkEvent;
+use super::uplink::Uplink;
+use crate::net::NetCtx;
+use crate::proto::ipc::{Message, MsgType};
+use crate::proto::osmo::{Action, IoType};
+use crate::reactor::{Handler, Timers};
+use crate::sys::signals::{self, Signals};
+
+pub const SIGNALS: Token = Token(0);
+pub const LISTENER: Token = Token(1);
+pub const AGENT: Token = Token(2);
+pub const SERVICE: Token = Token(3);
+
+/// The barrier message is sent again this often until the group is ready.
+const BARRIER_RESEND: Duration = Duration::from_secs(300);
+/// LOG_DONE is sent again this often (once everything before it was acknowledged).
+const LOG_DONE_RESEND: Duration = Duration::from_secs(5);
+/// How long ctrl keeps trying to deliver queued records before exiting.
+const DRAIN_GRACE: Duration = Duration::from_secs(10);
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+enum Timer {
+    Flush,
+    BarrierResend,
+    LogDoneResend,
+    AgentDeadline,
+    DrainDeadline,
+}
+
+#[derive(Debug, PartialEq)]
+enum Phase {
+    /// Waiting for the agent's connection and the uplink's first opening.
+    Starting,
+    /// The barrier message is out; `restart` says whether the command ran before.
+    Barrier { restart: bool },
+    Running,
+    /// A restart stopped the command and waits for the agent's confirmation.
+    Stopping,
+    /// LOG_DONE is queued; waiting for the service's `log_done`.
+    Finishing,
+    /// Delivering what is queued, then exiting with `code`.
+    Draining { code: i32 },
+}
+
+/// Everything the lifecycle needs, from a command line or from `sidewire run`.
+pub struct Setup {
+    pub source: String,
+    pub socket_path: std::path::PathBuf,
+    pub barrier: Option<String>,
+    pub output_path: String,
+    pub inputs: Vec<String>,
+    pub outputs: Vec<String>,
+    pub logs_period: Duration,
+    pub logs_buffer_size: usize,
+    pub logs_buffer_bytes: usize,
+    pub unix_timeout: Duration,
+    /// In `sidewire run` the agent is ctrl's child and its exit code is the run's.
+    pub agent_child: Option<Child>,
+    /// Whether to write the termination log (the pod's sidecar does, a local run does not).
+    pub termination_log: bool,
+}
+
+pub struct Ctrl {
+    setup: Setup,
+    net: NetCtx,
+    signals: Signals,
+    timers: Timers<Timer>,
+    agent: AgentLink,
+    uplink: Uplink,
+    queue: LogQueue,
+    phase: Phase,
+    exec_started: bool,
+    uplink_opened: bool,
+    child_status: Option<i32>,
+    exit: Option<i32>,
+}
+
+impl Ctrl {
+    pub fn new(setup: Setup, uplink: Uplink, poll: &Poll, net: NetCtx, now: Instant) -> Result<Ctrl, Failure> {
+        let registry = poll.registry();
+        let mut signals = Signals::new(&[signals::SIGTERM, signals::SIGINT, signals::SIGCHLD])
+            .map_err(|e| Failure::new(ExitCode::Other, format!("signal handlers: {e}")))?;
+        registry
+            .register(signals.source(), SIGNALS, mio::Interest::READABLE)
+            .map_err(|e| Failure::new(ExitCode::Other, format!("signal handlers: {e}")))?;
+        let agent = AgentLink::listen(&setup.socket_path, registry, LISTENER, AGENT).map_err(|e| {
+            Failure::new(ExitCode::UnixSocketFailed, format!("Cannot listen on {}: {e}", setup.socket_path.display()))
+        })?;
+        let mut timers = Timers::default();
+        timers.set(Timer::Flush, now + setup.logs_period);
+        timers.set(Timer::AgentDeadline, now + setup.unix_timeout);
+        let queue = LogQueue::new(setup.logs_buffer_size, setup.logs_buffer_bytes);
+        Ok(Ctrl {
+            setup,
+            net,
+            signals,
+            timers,
+            agent,
+            uplink,
+            queue,
+            phase: Phase::Starting,
+            exec_started: false,
+            uplink_opened: false,
+            child_status: None,
+            exit: None,
+        })
+    }
+
+    fn log(&mut self, io: IoType, text: impl Into<String>) {
+        self.queue.push(Record::Log { time: SystemTime::now(), io, text: text.into() });
+    }
+
+    /// A fatal condition: tell the agent (if the command never started), log the reason
+    /// to the service, and exit with the code once the log is delivered.
+    pub fn fail(&mut self, failure: Failure, now: Instant) {
+        if matches!(self.phase, Phase::Draining { .. }) {
+            return;
+        }
+        eprintln!("ctrl: {}", failure.message);
+        if !self.exec_started {
+            self.agent.send(&Message::new(MsgType::CtrlFailed));
+        }
+        self.log(IoType::OsmoCtrl, failure.message.clone());
+        self.drain(failure.code.code(), now);
+    }
+
+    fn drain(&mut self, code: i32, now: Instant) {
+        self.phase = Phase::Draining { code };
+        self.uplink.flush();
+        self.timers.set(Timer::DrainDeadline, now + DRAIN_GRACE);
+    }
+
+    fn finish(&mut self, code: i32) {
+        let code = match (&self.setup.agent_child, self.child_status) {
+            // A local run exits with the command's code unless ctrl itself failed.
+            (Some(_), Some(status)) if code == 0 => status,
+            _ => code,
+        };
+        if self.setup.termination_log && code != 143 {
+            crate::sys::termlog::write_code(code);
+        }
+        self.exit = Some(code);
+    }
+
+    fn on_signals(&mut self, now: Instant) {
+        for sig in self.signals.pending() {
+            if sig == signals::SIGCHLD {
+                self.reap_child(now);
+            } else {
+                eprintln!("ctrl: signal {sig}: delivering queued logs, then exiting");
+                self.drain(128 + sig, now);
+            }
+        }
+    }
+
+    fn reap_child(&mut self, now: Instant) {
+        let Some(child) = self.setup.agent_child.as_mut() else { return };
+        if let Ok(Some(status)) = child.try_wait() {
+            use std::os::unix::process::ExitStatusExt;
+            let code = status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+            self.child_status = Some(code);
+            // A connected agent's last messages are still in the socket: its end is judged
+            // when the link reports the close, after they were read.
+            if !self.agent.is_connected() && self.phase == Phase::Starting {
+                self.fail(Failure::new(ExitCode::UnixSocketFailed, format!("The agent exited with code {code} before connecting")), now);
+            }
+        }
+    }
+
+    fn on_agent(&mut self, input: AgentInput, now: Instant) {
+        if input.connected {
+            crate::note!("ctrl: agent connected");
+            self.timers.cancel(Timer::AgentDeadline);
+        }
+        for why in input.garbled {
+            self.log(IoType::OsmoCtrl, format!("Failed to parse a message from the agent: {why}"));
+        }
+        for message in input.messages {
+            self.on_message(message, now);
+        }
+        if let Some(why) = input.lost {
+            if !matches!(self.phase, Phase::Finishing | Phase::Draining { .. }) {
+                self.fail(Failure::new(ExitCode::UnixSocketFailed, format!("Lost the agent: {why}")), now);
+            }
+        }
+    }
+
+    fn on_message(&mut self, m: Message, now: Instant) {
+        match m.kind {
+            MsgType::MessageOut => self.log(IoType::Stdout, m.message_out),
+            MsgType::MessageErr => self.log(IoType::Stderr, m.message_err),
+            MsgType::MessageOps => self.log(IoType::OsmoCtrl, m.message_ops),
+            MsgType::ExecFailed => {
+                self.log(IoType::Stderr, m.message_err);
+                self.on_exec_done(now);
+            }
+            MsgType::ExecFinished => self.on_exec_done(now),
+            MsgType::UserStopFinished if self.phase == Phase::Stopping => self.after_barrier_or_start(true, now),
+            MsgType::Hello => {
+                if let Some(hello) = &m.hello {
+                    crate::note!("ctrl: the agent speaks sidewire v{} ({})", hello.version, hello.features.join(","));
+                }
+            }
+            // Rsync status and anything newer are for later features; unknown types are ignored.
+            _ => {}
+        }
+    }
+
+    fn on_exec_done(&mut self, now: Instant) {
+        if !matches!(self.phase, Phase::Running | Phase::Stopping) {
+            return;
+        }
+        crate::note!("ctrl: exec finished");
+        if let Err(failure) = data::upload_outputs(&self.setup.outputs) {
+            return self.fail(failure, now);
+        }
+        self.queue.push(Record::LogDone { time: SystemTime::now() });
+        self.uplink.flush();
+        self.phase = Phase::Finishing;
+        self.timers.set(Timer::LogDoneResend, now + LOG_DONE_RESEND);
+    }
+
+    /// The agent is connected and the uplink opened: download inputs, then the barrier.
+    fn begin(&mut self, now: Instant) {
+        if let Err(failure) = data::download_inputs(&self.setup.inputs) {
+            return self.fail(failure, now);
+        }
+        self.after_barrier_or_start(false, now);
+    }
+
+    /// Enters the barrier if there is one, else (re)starts the command.
+    fn after_barrier_or_start(&mut self, restart: bool, now: Instant) {
+        match self.setup.barrier.clone() {
+            Some(name) => {
+                self.log(IoType::OsmoCtrl, "Waiting for group ready ...");
+                self.queue.push(Record::Barrier { name });
+                self.uplink.flush();
+                self.timers.set(Timer::BarrierResend, now + BARRIER_RESEND);
+                self.phase = Phase::Barrier { restart };
+            }
+            None => self.start_command(restart),
+        }
+    }
+
+    fn start_command(&mut self, restart: bool) {
+        let mut message = Message::new(if restart { MsgType::UserStart } else { MsgType::ExecStart });
+        message.output_folder = self.setup.output_path.clone();
+        self.agent.send(&message);
+        self.exec_started = true;
+        self.phase = Phase::Running;
+    }
+
+    fn on_link(&mut self, event: LinkEvent, now: Instant) {
+        match event {
+            LinkEvent::Opened => self.uplink_opened = true,
+            LinkEvent::Status(text) => self.log(IoType::OsmoCtrl, text),
+            LinkEvent::GaveUp(failure) => {
+                self.fail(failure, now);
+                // Nothing can be delivered any more: exit now.
+                if let Phase::Draining { code } = self.phase {
+                    self.finish(code);
+                }
+            }
+            LinkEvent::Action(action) => self.on_action(action, now),
+        }
+    }
+
+    fn on_action(&mut self, action: Action, now: Instant) {
+        match action {
+            Action::LogDone if self.phase == Phase::Finishing => {
+                self.timers.cancel(Timer::LogDoneResend);
+                self.drain(0, now);
+            }
+            Action::Barrier => {
+                if let Phase::Barrier { restart } = self.phase {
+                    self.timers.cancel(Timer::BarrierResend);
+                    self.log(IoType::OsmoCtrl, "Group ready");
+                    self.start_command(restart);
+                }
+            }
+            Action::Restart => {
+                self.log(IoType::OsmoCtrl, "Receive restart action");
+                if self.phase == Phase::Running {
+                    self.agent.send(&Message::new(MsgType::UserStop));
+                    self.phase = Phase::Stopping;
+                }
+            }
+            Action::Unknown(name) => eprintln!("ctrl: ignoring unknown action {name:?}"),
+            other => eprintln!("ctrl: action {other:?} is not supported yet"),
+        }
+    }
+}
+
+impl Ctrl {
+    fn on_timer(&mut self, timer: Timer, now: Instant) {
+        match timer {
+            Timer::Flush => {
+                self.uplink.flush();
+                self.timers.set(Timer::Flush, now + self.setup.logs_period);
+            }
+            Timer::BarrierResend => {
+                if let (Phase::Barrier { .. }, Some(name)) = (&self.phase, self.setup.barrier.clone()) {
+                    self.queue.push(Record::Barrier { name });
+                    self.timers.set(Timer::BarrierResend, now + BARRIER_RESEND);
+                }
+            }
+            Timer::LogDoneResend => {
+                if self.phase == Phase::Finishing {
+                    // Only once all before it was acknowledged, so copies never pile up.
+                    if self.queue.is_drained() {
+                        self.queue.push(Record::LogDone { time: SystemTime::now() });
+                        self.uplink.flush();
+                    }
+                    self.timers.set(Timer::LogDoneResend, now + LOG_DONE_RESEND);
+                }
+            }
+            Timer::AgentDeadline => {
+                if !self.agent.is_connected() {
+                    let minutes = self.setup.unix_timeout.as_secs() / 60;
+                    self.fail(
+                        Failure::new(ExitCode::UnixSocketFailed, format!("The agent did not connect within {minutes} minutes")),
+                        now,
+                    );
+                }
+            }
+            Timer::DrainDeadline => {
+                if let Phase::Draining { code } = self.phase {
+                    if self.queue.undelivered() > 0 {
+                        eprintln!("ctrl: exiting with {} records undelivered", self.queue.undelivered());
+                    }
+                    if let Some(child) = self.setup.agent_child.as_mut() {
+                        if self.child_status.is_none() {
+                            let _ = child.kill();
+                            let _ = child.wait();
+                        }
+                    }
+                    self.finish(code);
+                }
+            }
+        }
+    }
+
+    /// Moves the lifecycle forward when its conditions hold.
+    fn step_phase(&mut self, poll: &Poll, now: Instant) {
+        match self.phase {
+            Phase::Starting if self.agent.is_connected() && self.uplink_opened => self.begin(now),
+            Phase::Draining { code } => {
+                let child_done = self.setup.agent_child.is_none() || self.child_status.is_some();
+                if self.queue.is_drained() && child_done {
+                    self.uplink.stop(&mut self.net, poll.registry(), now);
+                    self.finish(code);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+impl Handler for Ctrl {
+    fn on_event(&mut self, _poll: &Poll, _event: &mio::event::Event, _now: Instant) {
+        // Every source is advanced on each tick; edge-triggered readiness needs no bookkeeping
+        // because each advance reads and writes until the socket would block.
+    }
+
+    fn on_tick(&mut self, poll: &Poll, now: Instant) {
+        self.on_signals(now);
+        while let Some(timer) = self.timers.pop_due(now) {
+            self.on_timer(timer, now);
+        }
+        let input = self.agent.advance(poll.registry());
+        self.on_agent(input, now);
+        if self.queue.above_half() {
+            self.uplink.flush();
+        }
+        self.uplink.advance(&mut self.net, poll.registry(), now, &mut self.queue);
+        let mut acted = false;
+        while let Some(event) = self.uplink.next_event() {
+            self.on_link(event, now);
+            acted = true;
+        }
+        if self.exit.is_some() {
+            return;
+        }
+        self.step_phase(poll, now);
+        if acted && self.exit.is_none() {
+            // Send what the events queued (barrier, status lines) without waiting a period.
+            self.uplink.advance(&mut self.net, poll.registry(), now, &mut self.queue);
+            self.agent.flush(poll.registry());
+        }
+    }
+
+    fn next_deadline(&mut self) -> Option<Instant> {
+        let mut deadline = self.timers.next_deadline();
+        for d in [self.uplink.deadline(), self.agent.has_more().then(Instant::now)].into_iter().flatten() {
+            deadline = Some(deadline.map_or(d, |x| x.min(d)));
+        }
+        deadline
+    }
+
+    fn exit_code(&self) -> Option<i32> {
+        self.exit
+    }
+}

@@ -1,0 +1,20 @@
+//! sidewire: the runtime of a workflow task in one static binary.
+//!
+//! The crate is split by role (see `DESIGN.md` in the shared docs):
+//! - [`proto`]: sans-IO codecs, bytes in and events out, no syscalls (each has a fuzz target);
+//! - [`sys`]: thin wrappers around the few syscalls the codecs cannot make;
+//! - [`reactor`]: the `mio` loop's timers and signal plumbing;
+//! - [`net`]: drivers that move bytes between sockets and codecs (DNS, TCP, TLS, HTTP, WebSocket);
+//! - [`ctrl`]: the sidecar; [`agent`]: the user-container side; [`local`]: `sidewire run`;
+//!   [`init`]: the init step; [`cli`]: command lines and dispatch.
+
+pub mod agent;
+pub mod cli;
+pub mod ctrl;
+pub mod init;
+pub mod local;
+pub mod net;
+pub mod note;
+pub mod proto;
+pub mod reactor;
+pub mod sys;

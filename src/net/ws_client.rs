@@ -1,0 +1,343 @@
+//! A WebSocket client connection: [`Connector`] to open the stream, then the sans-IO
+//! handshake and frame codec of [`crate::proto::ws`]. The owner queues messages with
+//! [`WsClient::send`] (watching [`WsClient::buffered`] for backpressure) and takes
+//! [`WsEvent`]s after each [`WsClient::advance`]. A server that breaks the protocol gets
+//! the matching close code before the TCP close; a bad handshake gets no frame at all.
+
+use std::collections::VecDeque;
+use std::io;
+use std::time::{Duration, Instant};
+
+use mio::{Registry, Token};
+
+use super::connect::{Connector, Progress};
+use super::transport::Transport;
+use super::{Endpoint, NetCtx};
+use crate::proto::ws::{self, ClientHandshake, Decoder, Event, OpCode};
+
+/// Bytes read from the socket per call.
+const READ_CHUNK: usize = 64 * 1024;
+/// How long a close handshake we started may take before the socket is dropped.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+pub struct WsRequest {
+    pub endpoint: Endpoint,
+    /// Path and query.
+    pub target: String,
+    pub headers: Vec<(String, String)>,
+    pub max_message: usize,
+}
+
+#[derive(Debug, PartialEq)]
+pub enum WsEvent {
+    Open,
+    Text(String),
+    Binary(Vec<u8>),
+    Pong(Vec<u8>),
+    /// The link is gone; the text says why. No more events follow.
+    Closed(String),
+}
+
+enum Stage {
+    Connecting(Connector),
+    Handshake { transport: Transport, handshake: ClientHandshake },
+    Open { transport: Transport, decoder: Decoder },
+    Closing { transport: Transport, until: Instant, why: String },
+    Closed,
+}
+
+pub struct WsClient {
+    token: Token,
+    request: WsRequest,
+    stage: Stage,
+    rbuf: Vec<u8>,
+    wbuf: Vec<u8>,
+    wpos: usize,
+    events: VecDeque<WsEvent>,
+}
+
+impl WsClient {
+    pub fn connect(ctx: &mut NetCtx, request: WsRequest, token: Token, now: Instant, timeout: Duration) -> WsClient {
+        let connector = Connector::start(ctx, request.endpoint.clone(), token, now, timeout);
+        WsClient {
+            token,
+            request,
+            stage: Stage::Connecting(connector),
+            rbuf: Vec::new(),
+            wbuf: Vec::new(),
+            wpos: 0,
+            events: VecDeque::new(),
+        }
+    }
+
+    pub fn token(&self) -> Token {
+        self.token
+    }
+
+    pub fn is_open(&self) -> bool {
+        matches!(self.stage, Stage::Open { .. })
+    }
+
+    pub fn is_closed(&self) -> bool {
+        matches!(self.stage, Stage::Closed)
+    }
+
+    /// Bytes queued for the socket and not yet written.
+    pub fn buffered(&self) -> usize {
+        self.wbuf.len() - self.wpos
+    }
+
+    pub fn next_event(&mut self) -> Option<WsEvent> {
+        self.events.pop_front()
+    }
+
+    /// When `advance` must run even without an event.
+    pub fn deadline(&self) -> Option<Instant> {
+        match &self.stage {
+            Stage::Connecting(c) => Some(c.deadline()),
+            Stage::Closing { until, .. } => Some(*until),
+            _ => None,
+        }
+    }
+
+    /// Queues one message (a single masked frame). Ignored unless the link is open.
+    pub fn send(&mut self, ctx: &mut NetCtx, opcode: OpCode, payload: &[u8]) {
+        if self.is_open() {
+            ws::encode_frame(&mut self.wbuf, opcode, payload, ctx.random.bytes());
+        }
+    }
+
+    /// Starts the close handshake with `code`; the link reports `Closed` when it ends.
+    pub fn close(&mut self, ctx: &mut NetCtx, registry: &Registry, code: u16, why: &str, now: Instant) {
+        match std::mem::replace(&mut self.stage, Stage::Closed) {
+            Stage::Open { transport, .. } => {
+                ws::encode_close(&mut self.wbuf, code, why, ctx.random.bytes());
+                self.stage = Stage::Closing { transport, until: now + CLOSE_GRACE, why: why.to_string() };
+                self.advance(ctx, registry, now);
+            }
+            other => {
+                self.stage = other;
+                self.fail(registry, why.to_string());
+            }
+        }
+    }
+
+    /// Drops the link at once, without a close frame.
+    pub fn abort(&mut self, registry: &Registry) {
+        match &mut self.stage {
+            Stage::Connecting(c) => c.abort(registry),
+            Stage::Handshake { transport, .. } | Stage::Open { transport, .. } | Stage::Closing { transport, .. } => {
+                let _ = registry.deregister(transport.tcp());
+                let _ = transport.tcp().shutdown(std::net::Shutdown::Both);
+            }
+            Stage::Closed => {}
+        }
+        self.stage = Stage::Closed;
+    }
+
+    /// Makes all the progress possible now: connect, write, read and decode.
+    pub fn advance(&mut self, ctx: &mut NetCtx, registry: &Registry, now: Instant) {
+        if let Stage::Connecting(connector) = &mut self.stage {
+            match connector.advance(ctx, registry, now) {
+                Ok(Progress::Pending) => return,
+                Ok(Progress::Ready(transport)) => {
+                    let key: [u8; 16] = ctx.random.bytes();
+                    let headers: Vec<(&str, &str)> =
+                        self.request.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                    let (handshake, bytes) =
+                        ClientHandshake::new(&self.request.endpoint.host_header(), &self.request.target, &headers, key);
+                    self.wbuf.extend_from_slice(&bytes);
+                    self.stage = Stage::Handshake { transport, handshake };
+                }
+                Err(e) => return self.fail(registry, e.to_string()),
+            }
+        }
+        if let Stage::Closing { until, why, .. } = &self.stage {
+            if now >= *until {
+                let why = why.clone();
+                return self.fail(registry, why);
+            }
+        }
+        if let Err(e) = self.flush() {
+            return self.fail(registry, format!("write: {e}"));
+        }
+        loop {
+            match self.read_some() {
+                Ok(0) => {
+                    return self.fail(registry, "connection closed by the server".into());
+                }
+                Ok(_) => {
+                    if !self.decode(ctx, registry) {
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => return self.fail(registry, format!("read: {e}")),
+            }
+        }
+        if let Err(e) = self.flush() {
+            self.fail(registry, format!("write: {e}"));
+        }
+    }
+
+    fn transport(&mut self) -> Option<&mut Transport> {
+        match &mut self.stage {
+            Stage::Handshake { transport, .. } | Stage::Open { transport, .. } | Stage::Closing { transport, .. } => {
+                Some(transport)
+            }
+            _ => None,
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        let Some(transport) = (match &mut self.stage {
+            Stage::Handshake { transport, .. } | Stage::Open { transport, .. } | Stage::Closing { transport, .. } => {
+                Some(transport)
+            }
+            _ => None,
+        }) else {
+            return Ok(());
+        };
+        while self.wpos < self.wbuf.len() {
+            match transport.write(&self.wbuf[self.wpos..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => self.wpos += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(e),
+            }
+        }
+        if self.wpos == self.wbuf.len() {
+            self.wbuf.clear();
+            self.wpos = 0;
+        } else if self.wpos > self.wbuf.len() / 2 {
+            self.wbuf.drain(..self.wpos);
+            self.wpos = 0;
+        }
+        transport.flush()
+    }
+
+    /// Reads one chunk, unless the unparsed input already holds a whole maximum message.
+    fn read_some(&mut self) -> io::Result<usize> {
+        let limit = self.request.max_message + READ_CHUNK;
+        if self.rbuf.len() >= limit {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        let start = self.rbuf.len();
+        let mut buf = std::mem::take(&mut self.rbuf);
+        buf.resize(start + READ_CHUNK, 0);
+        let result = match self.transport() {
+            Some(t) => t.read(&mut buf[start..]),
+            None => Err(io::ErrorKind::NotConnected.into()),
+        };
+        buf.truncate(start + *result.as_ref().unwrap_or(&0));
+        self.rbuf = buf;
+        result
+    }
+
+    /// Decodes everything buffered; false once the link is gone.
+    fn decode(&mut self, ctx: &mut NetCtx, registry: &Registry) -> bool {
+        let mut pos = 0;
+        let alive = loop {
+            match &mut self.stage {
+                Stage::Handshake { handshake, .. } => match handshake.parse_response(&self.rbuf[pos..]) {
+                    Ok(None) => break true,
+                    Ok(Some(n)) => {
+                        pos += n;
+                        let Stage::Handshake { transport, .. } = std::mem::replace(&mut self.stage, Stage::Closed) else {
+                            break false;
+                        };
+                        self.stage = Stage::Open { transport, decoder: Decoder::new(self.request.max_message) };
+                        self.events.push_back(WsEvent::Open);
+                    }
+                    Err(e) => {
+                        // A server that failed the handshake gets no frames, only the TCP close.
+                        self.fail(registry, format!("WebSocket handshake with {} failed: {e}", self.request.endpoint));
+                        break false;
+                    }
+                },
+                Stage::Open { .. } | Stage::Closing { .. } if pos >= self.rbuf.len() => break true,
+                Stage::Open { decoder, .. } => match decoder.decode(&self.rbuf[pos..]) {
+                    Ok((0, None)) => break true,
+                    Ok((n, event)) => {
+                        pos += n;
+                        if let Some(event) = event {
+                            if !self.on_frame(ctx, registry, event) {
+                                break false;
+                            }
+                        }
+                    }
+                    Err(violation) => {
+                        let why = format!("protocol error from the server: {} (closing with {})", violation.reason, violation.code);
+                        self.protocol_close(ctx, registry, violation.code, why);
+                        break false;
+                    }
+                },
+                Stage::Closing { .. } => {
+                    // Waiting for the server's close: look for it, drop everything else.
+                    let mut decoder = Decoder::new(self.request.max_message);
+                    match decoder.decode(&self.rbuf[pos..]) {
+                        Ok((n, Some(Event::Close(_)))) => {
+                            pos += n;
+                            let why = match &self.stage {
+                                Stage::Closing { why, .. } => why.clone(),
+                                _ => String::new(),
+                            };
+                            self.fail(registry, why);
+                            break false;
+                        }
+                        Ok((0, _)) => break true,
+                        Ok((n, _)) => pos += n,
+                        Err(_) => {
+                            self.fail(registry, "invalid frame during close".into());
+                            break false;
+                        }
+                    }
+                }
+                Stage::Connecting(_) | Stage::Closed => break false,
+            }
+        };
+        if alive {
+            self.rbuf.drain(..pos.min(self.rbuf.len()));
+        }
+        alive
+    }
+
+    /// Handles one decoded event; false once the link is gone.
+    fn on_frame(&mut self, ctx: &mut NetCtx, registry: &Registry, event: Event) -> bool {
+        match event {
+            Event::Text(text) => self.events.push_back(WsEvent::Text(text)),
+            Event::Binary(data) => self.events.push_back(WsEvent::Binary(data)),
+            Event::Ping(data) => self.send(ctx, OpCode::Pong, &data),
+            Event::Pong(data) => self.events.push_back(WsEvent::Pong(data)),
+            Event::Close(code) => {
+                let (echo, why) = match &code {
+                    Some((c, reason)) => (*c, format!("server closed the link: {c} {reason}")),
+                    None => (1000, "server closed the link".to_string()),
+                };
+                ws::encode_close(&mut self.wbuf, echo, "", ctx.random.bytes());
+                let _ = self.flush();
+                self.fail(registry, why);
+                return false;
+            }
+        }
+        true
+    }
+
+    fn protocol_close(&mut self, ctx: &mut NetCtx, registry: &Registry, code: u16, why: String) {
+        ws::encode_close(&mut self.wbuf, code, "", ctx.random.bytes());
+        let _ = self.flush();
+        self.fail(registry, why);
+    }
+
+    /// Ends the link: the socket is shut down and deregistered, `Closed` is reported.
+    fn fail(&mut self, registry: &Registry, why: String) {
+        if let Some(t) = self.transport() {
+            t.shutdown_write();
+        }
+        self.abort(registry);
+        self.rbuf.clear();
+        self.wbuf.clear();
+        self.wpos = 0;
+        self.events.push_back(WsEvent::Closed(why));
+    }
+}
