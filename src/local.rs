@@ -4,7 +4,7 @@
 //! in a pod. The run exits with the command's exit code.
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use crate::cli::run::RunArgs;
@@ -46,8 +46,7 @@ fn prepare(args: &RunArgs) -> Result<(Setup, String), String> {
         .arg(format!("-commands={program}"))
         .args(rest.iter().map(|a| format!("-args={a}")))
         .env("SIDEWIRE_PASSTHROUGH", "0")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null());
+        .stdin(crate::agent::command::closed_stdin().map_err(|e| format!("pipe: {e}"))?);
     let child = agent.spawn().map_err(|e| format!("cannot start the agent: {e}"))?;
     let output_path: PathBuf = workdir.join("output");
     let setup = Setup {

@@ -76,7 +76,7 @@ pub struct Running {
 }
 
 impl Running {
-    /// Starts `argv` with `user_bin_path` appended to PATH, stdin from /dev/null, in a new
+    /// Starts `argv` with `user_bin_path` appended to PATH, stdin at end-of-file, in a new
     /// process group so a stop reaches everything it started.
     pub fn spawn(argv: &[String], user_bin_path: &str, registry: &Registry, tokens: [Token; 2]) -> io::Result<Running> {
         let (program, args) = argv
@@ -92,7 +92,7 @@ impl Running {
         let mut child = Command::new(program)
             .args(args)
             .env("PATH", path)
-            .stdin(Stdio::null())
+            .stdin(closed_stdin()?)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0)
@@ -174,4 +174,12 @@ pub fn make_readable(path: &std::path::Path) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// An stdin that reads end-of-file at once: the read end of a pipe whose write end is
+/// already closed (unlike /dev/null it needs no /dev, which scratch roots may lack).
+pub fn closed_stdin() -> io::Result<Stdio> {
+    let (read, write) = io::pipe()?;
+    drop(write);
+    Ok(Stdio::from(read))
 }

@@ -15,10 +15,18 @@ pub fn client_config() -> Result<Arc<rustls::ClientConfig>, String> {
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     if let Ok(path) = std::env::var("SSL_CERT_FILE") {
-        let certs = CertificateDer::pem_file_iter(&path).map_err(|e| format!("SSL_CERT_FILE {path}: {e}"))?;
-        for cert in certs {
-            let cert = cert.map_err(|e| format!("SSL_CERT_FILE {path}: {e}"))?;
-            roots.add(cert).map_err(|e| format!("SSL_CERT_FILE {path}: {e}"))?;
+        // A CA bundle that cannot be read is reported, not fatal: links that need it will
+        // fail verification with a clear error, and links that do not (a local run) work.
+        match CertificateDer::pem_file_iter(&path) {
+            Ok(certs) => {
+                for cert in certs {
+                    let added = cert.map_err(|e| e.to_string()).and_then(|c| roots.add(c).map_err(|e| e.to_string()));
+                    if let Err(e) = added {
+                        eprintln!("sidewire: SSL_CERT_FILE {path}: skipping a certificate: {e}");
+                    }
+                }
+            }
+            Err(e) => eprintln!("sidewire: SSL_CERT_FILE {path} cannot be read ({e}); using the built-in roots"),
         }
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());

@@ -76,7 +76,7 @@ impl LineSplitter {
         let mut used = 0;
         loop {
             let rest = input.get(used..).unwrap_or_default();
-            let Some(nl) = rest.iter().position(|&b| b == b'\n') else {
+            let Some(nl) = find_newline(rest) else {
                 if !self.skipping {
                     if self.buf.len().saturating_add(rest.len()) > self.max {
                         return (input.len(), Some(Err(self.too_long(true))));
@@ -138,6 +138,26 @@ impl LineSplitter {
         self.skipping = skip_rest;
         LineTooLong { max: self.max }
     }
+}
+
+/// Position of the first `\n`, eight bytes at a time (lines are long, this is hot).
+fn find_newline(s: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let mut chunks = s.chunks_exact(8);
+    for (i, chunk) in chunks.by_ref().enumerate() {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        // A zero byte in `x` (a `\n` in the word) sets its high bit here.
+        let x = u64::from_le_bytes(word) ^ (ONES * u64::from(b'\n'));
+        if x.wrapping_sub(ONES) & !x & HIGHS != 0 {
+            return chunk.iter().position(|&b| b == b'\n').map(|p| i * 8 + p);
+        }
+    }
+    let tail = chunks.remainder();
+    tail.iter()
+        .position(|&b| b == b'\n')
+        .map(|p| s.len() - tail.len() + p)
 }
 
 fn is_blank(line: &[u8]) -> bool {

@@ -1,8 +1,11 @@
 //! Messages between ctrl and the agent on the Unix socket (PROTOCOL §5).
 //!
-//! Each message is one JSON object on one line. Every upstream field is always
-//! written (the peers write zero values too), in the peers' order; sidewire's
-//! announcement adds one more key, `Sidewire`, which the peers' decoder ignores.
+//! Each message is one JSON object on one line. All nine fields the other runtime
+//! knows are always written, in its order (it writes zero values too); sidewire's
+//! announcement adds one more key, `Sidewire`, which that runtime's decoder ignores.
+//! That runtime's ctrl ends a `CtrlFailed` without `\n` and closes the socket, so a
+//! reader must decode the last unterminated line at end of stream
+//! ([`LineSplitter::finish`]).
 //! Decoding matches keys case-insensitively like the peers' decoder (see
 //! [`crate::proto::osmo`]), lets later duplicates win, treats `null` as "unchanged",
 //! ignores unknown keys and rejects a known key holding the wrong JSON type.
@@ -39,7 +42,10 @@ pub enum MsgType {
     ExecFailed,
     UserStopFinished,
     UserRsyncStatus,
-    /// sidewire's capability announcement (`SidewireHello`); peers ignore unknown types.
+    /// sidewire's capability announcement (`SidewireHello`). The other runtime's ctrl and
+    /// agent ignore unknown types; still, ctrl sends it only to an agent that announced
+    /// itself, because that runtime's agent reads each message with a fresh buffered
+    /// decoder and can lose a message that arrives right behind another.
     Hello,
     /// Any other type, kept verbatim so it can be logged and ignored.
     Other(String),

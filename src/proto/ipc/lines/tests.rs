@@ -112,3 +112,25 @@ fn splitter_gives_the_same_lines_however_the_stream_is_cut() {
         assert_eq!(sp.finish().map(<[u8]>::to_vec), whole_tail);
     }
 }
+
+#[test]
+fn newline_search_matches_a_plain_scan() {
+    // Bytes next to `\n` in value, the ones a word-at-a-time search could confuse.
+    let fill = [0x0b, 0x09, 0x8a, 0x00, 0xff, 0x0a ^ 0x01];
+    for len in 0..40 {
+        for at in 0..=len {
+            let mut s: Vec<u8> = (0..len).map(|i| fill[i % fill.len()]).collect();
+            if at < len {
+                s[at] = b'\n';
+                if at + 3 < len {
+                    s[at + 3] = b'\n';
+                }
+            }
+            assert_eq!(
+                find_newline(&s),
+                s.iter().position(|&b| b == b'\n'),
+                "{s:x?}"
+            );
+        }
+    }
+}
