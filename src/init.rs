@@ -15,8 +15,11 @@ use std::path::{Path, PathBuf};
 use crate::cli::init::InitArgs;
 
 pub fn main(args: InitArgs) -> i32 {
-    let source = PathBuf::from(std::env::var("SIDEWIRE_INIT_SOURCE").unwrap_or_else(|_| "/osmo".into()));
-    let binaries = PathBuf::from(std::env::var("SIDEWIRE_INIT_BINARIES").unwrap_or_else(|_| "/osmo_binaries".into()));
+    let source =
+        PathBuf::from(std::env::var("SIDEWIRE_INIT_SOURCE").unwrap_or_else(|_| "/osmo".into()));
+    let binaries = PathBuf::from(
+        std::env::var("SIDEWIRE_INIT_BINARIES").unwrap_or_else(|_| "/osmo_binaries".into()),
+    );
     match init(&args, &source, &binaries) {
         Ok(()) => 0,
         Err(e) => {
@@ -63,11 +66,19 @@ fn init(args: &InitArgs, source: &Path, binaries: &Path) -> io::Result<()> {
     }
     let user_config = source.join("user_config.yaml");
     if user_config.is_file() {
-        copy_with_mode(&user_config, &args.login_location.join("user/config/config.yaml"), 0o777)?;
+        copy_with_mode(
+            &user_config,
+            &args.login_location.join("user/config/config.yaml"),
+            0o777,
+        )?;
     }
     make_dir(&args.run_location.join("workspace"))?;
     if args.enable_rsync {
-        copy_with_mode(&source.join("rsync"), &args.user_bin_location.join("rsync"), 0o755)?;
+        copy_with_mode(
+            &source.join("rsync"),
+            &args.user_bin_location.join("rsync"),
+            0o755,
+        )?;
     }
     Ok(())
 }
@@ -85,7 +96,12 @@ fn copy_with_mode(from: &Path, to: &Path, mode: u32) -> io::Result<()> {
     if let Some(parent) = to.parent() {
         fs::create_dir_all(parent).map_err(|e| with_path(e, parent))?;
     }
-    fs::copy(from, to).map_err(|e| io::Error::new(e.kind(), format!("copy {} to {}: {e}", from.display(), to.display())))?;
+    fs::copy(from, to).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("copy {} to {}: {e}", from.display(), to.display()),
+        )
+    })?;
     fs::set_permissions(to, fs::Permissions::from_mode(mode)).map_err(|e| with_path(e, to))
 }
 

@@ -27,7 +27,8 @@ pub fn main(args: RunArgs) -> i32 {
 }
 
 fn prepare(args: &RunArgs) -> Result<(Setup, String), String> {
-    let workdir = std::path::absolute(&args.workdir).map_err(|e| format!("{}: {e}", args.workdir.display()))?;
+    let workdir = std::path::absolute(&args.workdir)
+        .map_err(|e| format!("{}: {e}", args.workdir.display()))?;
     for sub in ["input", "output"] {
         let dir = workdir.join(sub);
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -41,13 +42,18 @@ fn prepare(args: &RunArgs) -> Result<(Setup, String), String> {
         .arg(format!("-socketPath={}", socket_path.display()))
         .arg("-unixTimeout=1")
         .arg("-userBinPath=")
-        .arg(format!("-historyFilePath={}", workdir.join(".bash_history").display()))
+        .arg(format!(
+            "-historyFilePath={}",
+            workdir.join(".bash_history").display()
+        ))
         .arg("-cliAutoCompleteScriptPath=")
         .arg(format!("-commands={program}"))
         .args(rest.iter().map(|a| format!("-args={a}")))
         .env("SIDEWIRE_PASSTHROUGH", "0")
         .stdin(crate::agent::command::closed_stdin().map_err(|e| format!("pipe: {e}"))?);
-    let child = agent.spawn().map_err(|e| format!("cannot start the agent: {e}"))?;
+    let child = agent
+        .spawn()
+        .map_err(|e| format!("cannot start the agent: {e}"))?;
     let output_path: PathBuf = workdir.join("output");
     let setup = Setup {
         source: args.name.clone(),

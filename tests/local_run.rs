@@ -26,20 +26,44 @@ fn run_task(workdir: &Path, command: &[&str]) -> Output {
 }
 
 fn stdout_lines(out: &Output) -> Vec<String> {
-    String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect()
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
 }
 
 #[test]
 fn run_prints_each_line_with_time_source_and_stream_and_exits_with_the_command_code() {
     let dir = temp_dir("codes");
     let out = run_task(&dir, &["sh", "-c", "echo hello; echo oops >&2; exit 3"]);
-    assert_eq!(out.status.code(), Some(3), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let lines = stdout_lines(&out);
-    let hello = lines.iter().find(|l| l.ends_with("task STDOUT: hello")).expect("hello line");
+    let hello = lines
+        .iter()
+        .find(|l| l.ends_with("task STDOUT: hello"))
+        .expect("hello line");
     // RFC 3339 UTC time first.
-    assert!(hello.as_bytes()[4] == b'-' && hello.contains('T') && hello.split(' ').next().unwrap().ends_with('Z'), "{hello}");
-    assert!(lines.iter().any(|l| l.ends_with("task STDERR: oops")), "{lines:?}");
-    assert!(lines.iter().any(|l| l.ends_with("STDERR: Command failed with error: exit status 3")), "{lines:?}");
+    assert!(
+        hello.as_bytes()[4] == b'-'
+            && hello.contains('T')
+            && hello.split(' ').next().unwrap().ends_with('Z'),
+        "{hello}"
+    );
+    assert!(
+        lines.iter().any(|l| l.ends_with("task STDERR: oops")),
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.ends_with("STDERR: Command failed with error: exit status 3")),
+        "{lines:?}"
+    );
 
     let ok = run_task(&dir, &["true"]);
     assert_eq!(ok.status.code(), Some(0));
@@ -55,13 +79,19 @@ fn run_delivers_a_200k_line_burst_whole_and_in_order() {
         .filter_map(|l| l.split_once("STDOUT: ").and_then(|(_, n)| n.parse().ok()))
         .collect();
     assert_eq!(numbers.len(), 200_000, "lines missing");
-    assert!(numbers.iter().zip(1..).all(|(n, want)| *n == want), "lines out of order");
+    assert!(
+        numbers.iter().zip(1..).all(|(n, want)| *n == want),
+        "lines out of order"
+    );
 }
 
 #[test]
 fn long_lines_arrive_in_32_kib_pieces() {
     let dir = temp_dir("long");
-    let out = run_task(&dir, &["sh", "-c", "head -c 100000 /dev/zero | tr '\\0' x; echo"]);
+    let out = run_task(
+        &dir,
+        &["sh", "-c", "head -c 100000 /dev/zero | tr '\\0' x; echo"],
+    );
     assert_eq!(out.status.code(), Some(0));
     let pieces: Vec<usize> = stdout_lines(&out)
         .iter()
@@ -86,13 +116,22 @@ fn program_names_pick_the_role_and_bad_flags_exit_2_with_usage() {
         std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_sidewire"), &link).expect("symlink");
         let help = Command::new(&link).arg("-help").output().expect("run");
         assert_eq!(help.status.code(), Some(0));
-        assert!(String::from_utf8_lossy(&help.stdout).contains("-socketPath"), "{name} usage");
-        let bad = Command::new(&link).arg("-noSuchFlag").output().expect("run");
+        assert!(
+            String::from_utf8_lossy(&help.stdout).contains("-socketPath"),
+            "{name} usage"
+        );
+        let bad = Command::new(&link)
+            .arg("-noSuchFlag")
+            .output()
+            .expect("run");
         assert_eq!(bad.status.code(), Some(2));
         let err = String::from_utf8_lossy(&bad.stderr);
         assert!(err.contains("noSuchFlag") && err.contains("Usage"), "{err}");
     }
-    let bad = sidewire().args(["ctrl", "-port", "99999"]).output().expect("run");
+    let bad = sidewire()
+        .args(["ctrl", "-port", "99999"])
+        .output()
+        .expect("run");
     assert_eq!(bad.status.code(), Some(2));
     let unknown = sidewire().arg("frobnicate").output().expect("run");
     assert_eq!(unknown.status.code(), Some(2));
@@ -101,8 +140,14 @@ fn program_names_pick_the_role_and_bad_flags_exit_2_with_usage() {
 #[test]
 fn init_prepares_empty_volumes_and_leaves_used_ones_alone() {
     let dir = temp_dir("init");
-    let (data, login, bin, run, binaries, source) =
-        (dir.join("data"), dir.join("login"), dir.join("bin"), dir.join("run"), dir.join("binaries"), dir.join("src"));
+    let (data, login, bin, run, binaries, source) = (
+        dir.join("data"),
+        dir.join("login"),
+        dir.join("bin"),
+        dir.join("run"),
+        dir.join("binaries"),
+        dir.join("src"),
+    );
     std::fs::create_dir_all(data.join("lost+found")).unwrap();
     std::fs::create_dir_all(&source).unwrap();
     std::fs::write(source.join("login.yaml"), "auth: x\n").unwrap();
@@ -120,14 +165,25 @@ fn init_prepares_empty_volumes_and_leaves_used_ones_alone() {
             .expect("init")
     };
     let out = init(&[]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     use std::os::unix::fs::PermissionsExt;
     for sub in ["benchmarks", "input", "output", "socket"] {
-        let mode = std::fs::metadata(data.join(sub)).unwrap().permissions().mode();
+        let mode = std::fs::metadata(data.join(sub))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o777, "{sub}");
     }
     assert!(binaries.join("osmo/osmo_exec").is_file() && binaries.join("osmo/osmo_ctrl").is_file());
-    assert_eq!(std::fs::read_to_string(login.join("user/config/login.yaml")).unwrap(), "auth: x\n");
+    assert_eq!(
+        std::fs::read_to_string(login.join("user/config/login.yaml")).unwrap(),
+        "auth: x\n"
+    );
     assert!(run.join("workspace").is_dir());
 
     // A restarted pod: the data volume holds something, nothing is touched.

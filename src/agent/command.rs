@@ -29,7 +29,11 @@ impl Pipe {
     fn new(stream: Stream, fd: OwnedFd, registry: &Registry, token: Token) -> io::Result<Pipe> {
         set_nonblocking(&fd)?;
         registry.register(&mut SourceFd(&fd.as_raw_fd()), token, Interest::READABLE)?;
-        Ok(Pipe { stream, fd: Some(fd), cutter: LineCutter::default() })
+        Ok(Pipe {
+            stream,
+            fd: Some(fd),
+            cutter: LineCutter::default(),
+        })
     }
 
     pub fn is_open(&self) -> bool {
@@ -38,9 +42,16 @@ impl Pipe {
 
     /// Reads until the pipe would block or `on_data` returns false (the reader is full);
     /// returns true when it stopped early with data possibly left. Closes at EOF.
-    pub fn drain(&mut self, registry: &Registry, buf: &mut [u8], mut on_data: impl FnMut(Stream, &[u8]) -> bool) -> bool {
+    pub fn drain(
+        &mut self,
+        registry: &Registry,
+        buf: &mut [u8],
+        mut on_data: impl FnMut(Stream, &[u8]) -> bool,
+    ) -> bool {
         loop {
-            let Some(fd) = self.fd.as_ref() else { return false };
+            let Some(fd) = self.fd.as_ref() else {
+                return false;
+            };
             match rustix::io::read(fd, &mut *buf) {
                 Ok(0) => {
                     self.close(registry);
@@ -78,7 +89,12 @@ pub struct Running {
 impl Running {
     /// Starts `argv` with `user_bin_path` appended to PATH, stdin at end-of-file, in a new
     /// process group so a stop reaches everything it started.
-    pub fn spawn(argv: &[String], user_bin_path: &str, registry: &Registry, tokens: [Token; 2]) -> io::Result<Running> {
+    pub fn spawn(
+        argv: &[String],
+        user_bin_path: &str,
+        registry: &Registry,
+        tokens: [Token; 2],
+    ) -> io::Result<Running> {
         let (program, args) = argv
             .split_first()
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no command given"))?;
@@ -104,7 +120,11 @@ impl Running {
             Pipe::new(Stream::Out, OwnedFd::from(out), registry, tokens[0])?,
             Pipe::new(Stream::Err, OwnedFd::from(err), registry, tokens[1])?,
         ];
-        Ok(Running { child, pipes, status: None })
+        Ok(Running {
+            child,
+            pipes,
+            status: None,
+        })
     }
 
     /// Sends `signal` to the command's whole process group.
@@ -118,7 +138,11 @@ impl Running {
     pub fn reap(&mut self) -> Option<i32> {
         if self.status.is_none() {
             if let Ok(Some(status)) = self.child.try_wait() {
-                self.status = Some(status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0)));
+                self.status = Some(
+                    status
+                        .code()
+                        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)),
+                );
             }
         }
         self.status

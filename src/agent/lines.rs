@@ -75,7 +75,10 @@ mod tests {
 
     #[test]
     fn splits_lines_across_chunks_and_drops_cr() {
-        assert_eq!(cut(&[b"a\r\nb", b"c\n", b"", b"d"]), vec![b"a".to_vec(), b"bc".to_vec(), b"d".to_vec()]);
+        assert_eq!(
+            cut(&[b"a\r\nb", b"c\n", b"", b"d"]),
+            vec![b"a".to_vec(), b"bc".to_vec(), b"d".to_vec()]
+        );
         assert_eq!(cut(&[b"\n\n"]), vec![Vec::<u8>::new(), Vec::new()]);
     }
 
@@ -87,6 +90,9 @@ mod tests {
         let whole = cut(&[&input]);
         let split: Vec<&[u8]> = input.chunks(1000).collect();
         assert_eq!(whole, cut(&split));
-        assert_eq!(whole.iter().map(Vec::len).collect::<Vec<_>>(), [MAX_PIECE, MAX_PIECE, 5]);
+        assert_eq!(
+            whole.iter().map(Vec::len).collect::<Vec<_>>(),
+            [MAX_PIECE, MAX_PIECE, 5]
+        );
     }
 }

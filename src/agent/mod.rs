@@ -57,7 +57,9 @@ enum Phase {
     /// A restart asked for the command to stop; UserStopFinished follows.
     Stopping,
     /// Done with `code`: handing the last messages to ctrl.
-    Exiting { code: i32 },
+    Exiting {
+        code: i32,
+    },
 }
 
 /// Runs the agent; returns the user command's exit code.
@@ -67,15 +69,20 @@ pub fn main(args: ExecArgs) -> i32 {
     let stream = match dial(&args.socket_path, args.unix_timeout) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("osmo_exec: cannot reach ctrl at {}: {e}", args.socket_path.display());
+            eprintln!(
+                "osmo_exec: cannot reach ctrl at {}: {e}",
+                args.socket_path.display()
+            );
             return 1;
         }
     };
     match Agent::new(args, argv, stream) {
-        Ok((mut poll, mut agent)) => crate::reactor::run(&mut poll, &mut agent).unwrap_or_else(|e| {
-            eprintln!("osmo_exec: event loop: {e}");
-            1
-        }),
+        Ok((mut poll, mut agent)) => {
+            crate::reactor::run(&mut poll, &mut agent).unwrap_or_else(|e| {
+                eprintln!("osmo_exec: event loop: {e}");
+                1
+            })
+        }
         Err(e) => {
             eprintln!("osmo_exec: {e}");
             1
@@ -98,14 +105,21 @@ fn dial(path: &Path, timeout: Duration) -> io::Result<StdUnixStream> {
 /// Creates the shell history file and sources the CLI completion script from ~/.bashrc,
 /// as exec sessions expect. Failures only matter to those sessions, so they are ignored.
 fn prepare_shell_files(args: &ExecArgs) {
-    let _ = std::fs::OpenOptions::new().create(true).append(true).open(&args.history_file_path);
+    let _ = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&args.history_file_path);
     let script = &args.cli_auto_complete_script_path;
     if let (true, Some(home)) = (script.is_file(), std::env::var_os("HOME")) {
         let bashrc = Path::new(&home).join(".bashrc");
         let line = format!("source {}\n", script.display());
         let present = std::fs::read_to_string(&bashrc).is_ok_and(|s| s.contains(line.trim_end()));
         if !present {
-            if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(&bashrc) {
+            if let Ok(mut f) = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&bashrc)
+            {
                 let _ = f.write_all(line.as_bytes());
             }
         }
@@ -140,9 +154,11 @@ impl Agent {
         let poll = Poll::new()?;
         stream.set_nonblocking(true)?;
         let mut ctrl = UnixStream::from_std(stream);
-        poll.registry().register(&mut ctrl, CTRL, Interest::READABLE | Interest::WRITABLE)?;
+        poll.registry()
+            .register(&mut ctrl, CTRL, Interest::READABLE | Interest::WRITABLE)?;
         let mut signals = Signals::new(&[signals::SIGTERM, signals::SIGINT, signals::SIGCHLD])?;
-        poll.registry().register(signals.source(), SIGNALS, Interest::READABLE)?;
+        poll.registry()
+            .register(signals.source(), SIGNALS, Interest::READABLE)?;
         // `sidewire run` prints the lines itself and turns the copy off.
         let passthrough = (std::env::var("SIDEWIRE_PASSTHROUGH").as_deref() != Ok("0"))
             .then(|| [Passthrough::stdout(), Passthrough::stderr()]);
@@ -166,7 +182,11 @@ impl Agent {
             exit: None,
         };
         let mut hello = Message::new(MsgType::Hello);
-        hello.hello = Some(Hello { version: 1, features: Vec::new(), state: AgentState::Idle });
+        hello.hello = Some(Hello {
+            version: 1,
+            features: Vec::new(),
+            state: AgentState::Idle,
+        });
         agent.send(&hello);
         Ok((poll, agent))
     }
@@ -186,7 +206,10 @@ impl Agent {
             }
             Err(e) => {
                 let mut failed = Message::new(MsgType::ExecFailed);
-                failed.message_err = format!("Command failed with error: cannot start {:?}: {e}\n", self.argv[0]);
+                failed.message_err = format!(
+                    "Command failed with error: cannot start {:?}: {e}\n",
+                    self.argv[0]
+                );
                 eprint!("osmo_exec: {}", failed.message_err);
                 self.send(&failed);
                 self.begin_exit(127);
@@ -196,7 +219,8 @@ impl Agent {
 
     fn begin_exit(&mut self, code: i32) {
         self.phase = Phase::Exiting { code };
-        self.timers.set(Timer::ExitGrace, Instant::now() + EXIT_GRACE);
+        self.timers
+            .set(Timer::ExitGrace, Instant::now() + EXIT_GRACE);
     }
 
     fn on_ctrl_message(&mut self, m: Message) {
@@ -229,7 +253,9 @@ impl Agent {
 
     /// Reads ctrl's messages and writes ours; a lost ctrl leaves the command running.
     fn service_ctrl(&mut self) {
-        let Some(conn) = self.ctrl.as_mut() else { return };
+        let Some(conn) = self.ctrl.as_mut() else {
+            return;
+        };
         let mut messages = Vec::new();
         let mut lost = None;
         let mut buf = [0u8; 8192];
@@ -245,8 +271,12 @@ impl Agent {
                         let (used, line) = self.ctrl_lines.push(data);
                         match line.map(|l| l.map(Message::decode)) {
                             Some(Ok(Ok(m))) => messages.push(m),
-                            Some(Ok(Err(e))) => eprintln!("osmo_exec: ignoring a message from ctrl: {e}"),
-                            Some(Err(e)) => eprintln!("osmo_exec: ignoring a message from ctrl: {e}"),
+                            Some(Ok(Err(e))) => {
+                                eprintln!("osmo_exec: ignoring a message from ctrl: {e}")
+                            }
+                            Some(Err(e)) => {
+                                eprintln!("osmo_exec: ignoring a message from ctrl: {e}")
+                            }
                             None => {}
                         }
                         data = &data[used..];
@@ -279,7 +309,9 @@ impl Agent {
     }
 
     fn write_ctrl(&mut self) -> Result<(), String> {
-        let Some(conn) = self.ctrl.as_mut() else { return Ok(()) };
+        let Some(conn) = self.ctrl.as_mut() else {
+            return Ok(());
+        };
         let mut written = 0;
         while written < self.outbox.len() {
             match conn.write(&self.outbox[written..]) {
@@ -295,7 +327,10 @@ impl Agent {
         }
         if self.dropped > 0 && self.outbox.len() < CTRL_BUDGET / 2 {
             let mut m = Message::new(MsgType::MessageErr);
-            m.message_err = format!("WARNING: ctrl was not reading; {} output lines were not forwarded", self.dropped);
+            m.message_err = format!(
+                "WARNING: ctrl was not reading; {} output lines were not forwarded",
+                self.dropped
+            );
             self.dropped = 0;
             self.send(&m);
         }
@@ -313,14 +348,21 @@ impl Agent {
     fn read_output(&mut self, now: Instant) {
         self.read_more = false;
         let alive = self.ctrl_alive(now);
-        let Some(running) = self.running.as_mut() else { return };
+        let Some(running) = self.running.as_mut() else {
+            return;
+        };
         if alive && self.outbox.len() >= CTRL_BUDGET {
-            self.timers.set(Timer::CtrlStall, self.ctrl_progress + CTRL_STALL);
+            self.timers
+                .set(Timer::CtrlStall, self.ctrl_progress + CTRL_STALL);
             self.read_more = true;
             return;
         }
-        let (outbox, dropped, passthrough, connected) =
-            (&mut self.outbox, &mut self.dropped, &mut self.passthrough, self.ctrl.is_some());
+        let (outbox, dropped, passthrough, connected) = (
+            &mut self.outbox,
+            &mut self.dropped,
+            &mut self.passthrough,
+            self.ctrl.is_some(),
+        );
         for pipe in running.pipes.iter_mut() {
             let mut cutter = std::mem::take(&mut pipe.cutter);
             let emit = |stream: Stream, line: &[u8], outbox: &mut Vec<u8>, dropped: &mut u64| {
@@ -331,7 +373,11 @@ impl Agent {
                     *dropped += 1;
                     return;
                 }
-                let kind = if stream == Stream::Out { MsgType::MessageOut } else { MsgType::MessageErr };
+                let kind = if stream == Stream::Out {
+                    MsgType::MessageOut
+                } else {
+                    MsgType::MessageErr
+                };
                 ipc::encode_output_line(outbox, kind, line);
             };
             let was_open = pipe.is_open();
@@ -354,7 +400,9 @@ impl Agent {
 
     /// Reports the end of the command once it exited and its output was read.
     fn check_finished(&mut self, now: Instant) {
-        let Some(running) = self.running.as_mut() else { return };
+        let Some(running) = self.running.as_mut() else {
+            return;
+        };
         let Some(code) = running.reap() else { return };
         if running.pipes.iter().any(|p| p.is_open()) {
             if !self.timers.is_armed(Timer::PipeGrace) {
@@ -378,7 +426,10 @@ impl Agent {
             self.send(&Message::new(MsgType::ExecFinished));
         } else {
             let mut m = Message::new(MsgType::ExecFailed);
-            m.message_err = format!("Command failed with error: {}\n", Running::describe_status(code));
+            m.message_err = format!(
+                "Command failed with error: {}\n",
+                Running::describe_status(code)
+            );
             self.send(&m);
         }
         self.begin_exit(code);

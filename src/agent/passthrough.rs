@@ -22,7 +22,12 @@ impl Passthrough {
     /// Pass-through to the process's stdout (1) or stderr (2).
     pub fn new(fd: BorrowedFd<'static>) -> Passthrough {
         let nonblocking = may_block_on_reader(fd) && set_nonblocking(fd).is_ok();
-        Passthrough { fd, nonblocking, pending: Vec::new(), dropped: 0 }
+        Passthrough {
+            fd,
+            nonblocking,
+            pending: Vec::new(),
+            dropped: 0,
+        }
     }
 
     pub fn stdout() -> Passthrough {

@@ -76,15 +76,40 @@ pub fn dispatch(argv: Vec<String>) -> i32 {
         }
     };
     match role {
-        Role::Ctrl => with_args(ctrl::CtrlArgs::parse(args), &name, || goflag::usage(&name, ctrl::CtrlArgs::FLAGS), crate::ctrl::main),
-        Role::Exec => with_args(exec::ExecArgs::parse(args), &name, || goflag::usage(&name, exec::ExecArgs::FLAGS), crate::agent::main),
-        Role::Run => with_args(run::RunArgs::parse(args), &name, || goflag::usage(&name, run::RunArgs::FLAGS), crate::local::main),
-        Role::Init => with_args(init::InitArgs::parse(args), &name, init::InitArgs::usage, crate::init::main),
+        Role::Ctrl => with_args(
+            ctrl::CtrlArgs::parse(args),
+            &name,
+            || goflag::usage(&name, ctrl::CtrlArgs::FLAGS),
+            crate::ctrl::main,
+        ),
+        Role::Exec => with_args(
+            exec::ExecArgs::parse(args),
+            &name,
+            || goflag::usage(&name, exec::ExecArgs::FLAGS),
+            crate::agent::main,
+        ),
+        Role::Run => with_args(
+            run::RunArgs::parse(args),
+            &name,
+            || goflag::usage(&name, run::RunArgs::FLAGS),
+            crate::local::main,
+        ),
+        Role::Init => with_args(
+            init::InitArgs::parse(args),
+            &name,
+            init::InitArgs::usage,
+            crate::init::main,
+        ),
     }
 }
 
 /// Runs `body` with parsed arguments, or reports the parse error with the usage.
-fn with_args<A>(parsed: Result<A, FlagError>, name: &str, usage: impl Fn() -> String, body: impl FnOnce(A) -> i32) -> i32 {
+fn with_args<A>(
+    parsed: Result<A, FlagError>,
+    name: &str,
+    usage: impl Fn() -> String,
+    body: impl FnOnce(A) -> i32,
+) -> i32 {
     match parsed {
         Ok(args) => body(args),
         Err(FlagError::Help) => {

@@ -1,6 +1,8 @@
 //! ctrl's end of the Unix socket (PROTOCOL.md §5): listen, take the agent's first
 //! connection as the control connection, read its newline-delimited JSON messages and
-//! write ours. ctrl always reads the agent, so the user command never waits on ctrl.
+//! write ours. The caller says how many messages it has room for; past that, bytes stay
+//! in the socket and the agent feels the backpressure (it pauses the command only while
+//! ctrl keeps taking bytes, see `crate::agent`).
 
 use std::io::{self, Read, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -15,6 +17,8 @@ use crate::proto::ipc::{LineSplitter, Message};
 const MAX_LINE: usize = 1 << 20;
 /// Bytes read per `advance` before other work gets a turn.
 const READ_BUDGET: usize = 4 << 20;
+/// Bytes read per call.
+const READ_CHUNK: usize = 256 << 10;
 
 pub struct AgentLink {
     path: PathBuf,
@@ -22,6 +26,8 @@ pub struct AgentLink {
     conn: Option<UnixStream>,
     conn_token: Token,
     lines: LineSplitter,
+    /// Bytes read from the socket and not yet split into messages.
+    pending: Vec<u8>,
     wbuf: Vec<u8>,
     /// The read budget ran out with bytes possibly left in the socket.
     more: bool,
@@ -41,7 +47,12 @@ pub struct AgentInput {
 impl AgentLink {
     /// Replaces any stale socket file, listens and opens the socket to every user
     /// (the agent may run as another uid).
-    pub fn listen(path: &std::path::Path, registry: &Registry, listener_token: Token, conn_token: Token) -> io::Result<AgentLink> {
+    pub fn listen(
+        path: &std::path::Path,
+        registry: &Registry,
+        listener_token: Token,
+        conn_token: Token,
+    ) -> io::Result<AgentLink> {
         let path = path.to_path_buf();
         match std::fs::remove_file(&path) {
             Ok(()) => {}
@@ -57,6 +68,7 @@ impl AgentLink {
             conn: None,
             conn_token,
             lines: LineSplitter::new(MAX_LINE),
+            pending: Vec::new(),
             wbuf: Vec::new(),
             more: false,
         })
@@ -66,21 +78,26 @@ impl AgentLink {
         self.conn.is_some()
     }
 
-    /// Work is left that no event will announce.
+    /// Everything sent was written to the socket.
+    pub fn is_flushed(&self) -> bool {
+        self.wbuf.is_empty()
+    }
+
+    /// Work is left that no event will announce (given room for it).
     pub fn has_more(&self) -> bool {
-        self.more
+        self.more || !self.pending.is_empty()
     }
 
     pub fn send(&mut self, message: &Message) {
         message.encode(&mut self.wbuf);
     }
 
-    /// Accepts, reads and writes whatever is possible now.
-    pub fn advance(&mut self, registry: &Registry) -> AgentInput {
+    /// Accepts, writes, and reads at most `room` messages.
+    pub fn advance(&mut self, registry: &Registry, room: usize) -> AgentInput {
         let mut input = AgentInput::default();
         self.accept(registry, &mut input);
         if self.conn.is_some() {
-            if let Err(why) = self.read(&mut input).and_then(|()| self.write()) {
+            if let Err(why) = self.write().and_then(|()| self.read(&mut input, room)) {
                 if let Some(mut conn) = self.conn.take() {
                     let _ = registry.deregister(&mut conn);
                 }
@@ -105,7 +122,14 @@ impl AgentLink {
         loop {
             match self.listener.accept() {
                 Ok((mut conn, _)) if self.conn.is_none() => {
-                    if registry.register(&mut conn, self.conn_token, Interest::READABLE | Interest::WRITABLE).is_ok() {
+                    if registry
+                        .register(
+                            &mut conn,
+                            self.conn_token,
+                            Interest::READABLE | Interest::WRITABLE,
+                        )
+                        .is_ok()
+                    {
                         self.conn = Some(conn);
                         self.lines = LineSplitter::new(MAX_LINE);
                         input.connected = true;
@@ -125,41 +149,63 @@ impl AgentLink {
         }
     }
 
-    fn read(&mut self, input: &mut AgentInput) -> Result<(), String> {
-        let Some(conn) = self.conn.as_mut() else { return Ok(()) };
-        let mut chunk = vec![0u8; 256 << 10];
+    fn read(&mut self, input: &mut AgentInput, room: usize) -> Result<(), String> {
         let mut budget = READ_BUDGET;
         self.more = false;
         loop {
+            self.split_pending(input, room);
+            if input.messages.len() >= room {
+                return Ok(());
+            }
             if budget == 0 {
                 self.more = true;
                 return Ok(());
             }
-            match conn.read(&mut chunk) {
-                Ok(0) => return Err("the agent closed the connection".into()),
+            let Some(conn) = self.conn.as_mut() else {
+                return Ok(());
+            };
+            self.pending.resize(READ_CHUNK, 0);
+            match conn.read(&mut self.pending) {
+                Ok(0) => {
+                    self.pending.clear();
+                    return Err("the agent closed the connection".into());
+                }
                 Ok(n) => {
+                    self.pending.truncate(n);
                     budget = budget.saturating_sub(n);
-                    let mut data = &chunk[..n];
-                    while !data.is_empty() {
-                        let (used, line) = self.lines.push(data);
-                        match line.map(|l| l.map(Message::decode)) {
-                            Some(Ok(Ok(m))) => input.messages.push(m),
-                            Some(Ok(Err(e))) => input.garbled.push(e.to_string()),
-                            Some(Err(e)) => input.garbled.push(e.to_string()),
-                            None => {}
-                        }
-                        data = &data[used..];
+                }
+                Err(e) => {
+                    self.pending.clear();
+                    match e.kind() {
+                        io::ErrorKind::WouldBlock => return Ok(()),
+                        io::ErrorKind::Interrupted => {}
+                        _ => return Err(format!("reading the agent: {e}")),
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(format!("reading the agent: {e}")),
             }
         }
     }
 
+    /// Splits buffered bytes into messages until `room` is reached.
+    fn split_pending(&mut self, input: &mut AgentInput, room: usize) {
+        let mut used = 0;
+        while used < self.pending.len() && input.messages.len() < room {
+            let (n, line) = self.lines.push(&self.pending[used..]);
+            used += n;
+            match line.map(|l| l.map(Message::decode)) {
+                Some(Ok(Ok(m))) => input.messages.push(m),
+                Some(Ok(Err(e))) => input.garbled.push(e.to_string()),
+                Some(Err(e)) => input.garbled.push(e.to_string()),
+                None => {}
+            }
+        }
+        self.pending.drain(..used);
+    }
+
     fn write(&mut self) -> Result<(), String> {
-        let Some(conn) = self.conn.as_mut() else { return Ok(()) };
+        let Some(conn) = self.conn.as_mut() else {
+            return Ok(());
+        };
         while !self.wbuf.is_empty() {
             match conn.write(&self.wbuf) {
                 Ok(n) => {

@@ -9,10 +9,20 @@ use crate::proto::spec;
 /// Checks every spec; a bad one is invalid input (exit 30) naming the spec.
 pub fn validate(inputs: &[String], outputs: &[String]) -> Result<(), Failure> {
     for s in inputs {
-        spec::parse_input(s).map_err(|e| Failure::new(ExitCode::InvalidInput, format!("Invalid input spec {s:?}: {e}")))?;
+        spec::parse_input(s).map_err(|e| {
+            Failure::new(
+                ExitCode::InvalidInput,
+                format!("Invalid input spec {s:?}: {e}"),
+            )
+        })?;
     }
     for s in outputs {
-        spec::parse_output(s).map_err(|e| Failure::new(ExitCode::InvalidInput, format!("Invalid output spec {s:?}: {e}")))?;
+        spec::parse_output(s).map_err(|e| {
+            Failure::new(
+                ExitCode::InvalidInput,
+                format!("Invalid output spec {s:?}: {e}"),
+            )
+        })?;
     }
     Ok(())
 }

@@ -36,6 +36,9 @@ pub struct Failure {
 
 impl Failure {
     pub fn new(code: ExitCode, message: impl Into<String>) -> Failure {
-        Failure { code, message: message.into() }
+        Failure {
+            code,
+            message: message.into(),
+        }
     }
 }

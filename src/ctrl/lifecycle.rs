@@ -46,14 +46,18 @@ enum Phase {
     /// Waiting for the agent's connection and the uplink's first opening.
     Starting,
     /// The barrier message is out; `restart` says whether the command ran before.
-    Barrier { restart: bool },
+    Barrier {
+        restart: bool,
+    },
     Running,
     /// A restart stopped the command and waits for the agent's confirmation.
     Stopping,
     /// LOG_DONE is queued; waiting for the service's `log_done`.
     Finishing,
     /// Delivering what is queued, then exiting with `code`.
-    Draining { code: i32 },
+    Draining {
+        code: i32,
+    },
 }
 
 /// Everything the lifecycle needs, from a command line or from `sidewire run`.
@@ -85,21 +89,33 @@ pub struct Ctrl {
     phase: Phase,
     exec_started: bool,
     uplink_opened: bool,
+    /// The uplink gave up: nothing more can be delivered.
+    uplink_gone: bool,
     child_status: Option<i32>,
     exit: Option<i32>,
 }
 
 impl Ctrl {
-    pub fn new(setup: Setup, uplink: Uplink, poll: &Poll, net: NetCtx, now: Instant) -> Result<Ctrl, Failure> {
+    pub fn new(
+        setup: Setup,
+        uplink: Uplink,
+        poll: &Poll,
+        net: NetCtx,
+        now: Instant,
+    ) -> Result<Ctrl, Failure> {
         let registry = poll.registry();
         let mut signals = Signals::new(&[signals::SIGTERM, signals::SIGINT, signals::SIGCHLD])
             .map_err(|e| Failure::new(ExitCode::Other, format!("signal handlers: {e}")))?;
         registry
             .register(signals.source(), SIGNALS, mio::Interest::READABLE)
             .map_err(|e| Failure::new(ExitCode::Other, format!("signal handlers: {e}")))?;
-        let agent = AgentLink::listen(&setup.socket_path, registry, LISTENER, AGENT).map_err(|e| {
-            Failure::new(ExitCode::UnixSocketFailed, format!("Cannot listen on {}: {e}", setup.socket_path.display()))
-        })?;
+        let agent =
+            AgentLink::listen(&setup.socket_path, registry, LISTENER, AGENT).map_err(|e| {
+                Failure::new(
+                    ExitCode::UnixSocketFailed,
+                    format!("Cannot listen on {}: {e}", setup.socket_path.display()),
+                )
+            })?;
         let mut timers = Timers::default();
         timers.set(Timer::Flush, now + setup.logs_period);
         timers.set(Timer::AgentDeadline, now + setup.unix_timeout);
@@ -115,13 +131,18 @@ impl Ctrl {
             phase: Phase::Starting,
             exec_started: false,
             uplink_opened: false,
+            uplink_gone: false,
             child_status: None,
             exit: None,
         })
     }
 
     fn log(&mut self, io: IoType, text: impl Into<String>) {
-        self.queue.push(Record::Log { time: SystemTime::now(), io, text: text.into() });
+        self.queue.push(Record::Log {
+            time: SystemTime::now(),
+            io,
+            text: text.into(),
+        });
     }
 
     /// A fatal condition: tell the agent (if the command never started), log the reason
@@ -168,16 +189,39 @@ impl Ctrl {
     }
 
     fn reap_child(&mut self, now: Instant) {
-        let Some(child) = self.setup.agent_child.as_mut() else { return };
+        let Some(child) = self.setup.agent_child.as_mut() else {
+            return;
+        };
         if let Ok(Some(status)) = child.try_wait() {
             use std::os::unix::process::ExitStatusExt;
-            let code = status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+            let code = status
+                .code()
+                .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
             self.child_status = Some(code);
             // A connected agent's last messages are still in the socket: its end is judged
             // when the link reports the close, after they were read.
             if !self.agent.is_connected() && self.phase == Phase::Starting {
-                self.fail(Failure::new(ExitCode::UnixSocketFailed, format!("The agent exited with code {code} before connecting")), now);
+                self.fail(
+                    Failure::new(
+                        ExitCode::UnixSocketFailed,
+                        format!("The agent exited with code {code} before connecting"),
+                    ),
+                    now,
+                );
             }
+        }
+    }
+
+    /// How many messages to take from the agent now. While the uplink is open (or just
+    /// re-dialling) and the queue full, none: the service is taking lines, so the agent
+    /// waits rather than lines being dropped. With the uplink away, the queue's budget
+    /// drops the oldest lines instead, so a missing service never holds the command up.
+    fn agent_room(&self) -> usize {
+        const ROOM_WHILE_DOWN: usize = 1 << 16;
+        if self.uplink.accepting(Instant::now()) {
+            self.queue.room()
+        } else {
+            ROOM_WHILE_DOWN
         }
     }
 
@@ -187,14 +231,20 @@ impl Ctrl {
             self.timers.cancel(Timer::AgentDeadline);
         }
         for why in input.garbled {
-            self.log(IoType::OsmoCtrl, format!("Failed to parse a message from the agent: {why}"));
+            self.log(
+                IoType::OsmoCtrl,
+                format!("Failed to parse a message from the agent: {why}"),
+            );
         }
         for message in input.messages {
             self.on_message(message, now);
         }
         if let Some(why) = input.lost {
             if !matches!(self.phase, Phase::Finishing | Phase::Draining { .. }) {
-                self.fail(Failure::new(ExitCode::UnixSocketFailed, format!("Lost the agent: {why}")), now);
+                self.fail(
+                    Failure::new(ExitCode::UnixSocketFailed, format!("Lost the agent: {why}")),
+                    now,
+                );
             }
         }
     }
@@ -209,10 +259,16 @@ impl Ctrl {
                 self.on_exec_done(now);
             }
             MsgType::ExecFinished => self.on_exec_done(now),
-            MsgType::UserStopFinished if self.phase == Phase::Stopping => self.after_barrier_or_start(true, now),
+            MsgType::UserStopFinished if self.phase == Phase::Stopping => {
+                self.after_barrier_or_start(true, now)
+            }
             MsgType::Hello => {
                 if let Some(hello) = &m.hello {
-                    crate::note!("ctrl: the agent speaks sidewire v{} ({})", hello.version, hello.features.join(","));
+                    crate::note!(
+                        "ctrl: the agent speaks sidewire v{} ({})",
+                        hello.version,
+                        hello.features.join(",")
+                    );
                 }
             }
             // Rsync status and anything newer are for later features; unknown types are ignored.
@@ -228,7 +284,9 @@ impl Ctrl {
         if let Err(failure) = data::upload_outputs(&self.setup.outputs) {
             return self.fail(failure, now);
         }
-        self.queue.push(Record::LogDone { time: SystemTime::now() });
+        self.queue.push(Record::LogDone {
+            time: SystemTime::now(),
+        });
         self.uplink.flush();
         self.phase = Phase::Finishing;
         self.timers.set(Timer::LogDoneResend, now + LOG_DONE_RESEND);
@@ -257,7 +315,11 @@ impl Ctrl {
     }
 
     fn start_command(&mut self, restart: bool) {
-        let mut message = Message::new(if restart { MsgType::UserStart } else { MsgType::ExecStart });
+        let mut message = Message::new(if restart {
+            MsgType::UserStart
+        } else {
+            MsgType::ExecStart
+        });
         message.output_folder = self.setup.output_path.clone();
         self.agent.send(&message);
         self.exec_started = true;
@@ -269,11 +331,8 @@ impl Ctrl {
             LinkEvent::Opened => self.uplink_opened = true,
             LinkEvent::Status(text) => self.log(IoType::OsmoCtrl, text),
             LinkEvent::GaveUp(failure) => {
+                self.uplink_gone = true;
                 self.fail(failure, now);
-                // Nothing can be delivered any more: exit now.
-                if let Phase::Draining { code } = self.phase {
-                    self.finish(code);
-                }
             }
             LinkEvent::Action(action) => self.on_action(action, now),
         }
@@ -313,7 +372,9 @@ impl Ctrl {
                 self.timers.set(Timer::Flush, now + self.setup.logs_period);
             }
             Timer::BarrierResend => {
-                if let (Phase::Barrier { .. }, Some(name)) = (&self.phase, self.setup.barrier.clone()) {
+                if let (Phase::Barrier { .. }, Some(name)) =
+                    (&self.phase, self.setup.barrier.clone())
+                {
                     self.queue.push(Record::Barrier { name });
                     self.timers.set(Timer::BarrierResend, now + BARRIER_RESEND);
                 }
@@ -322,7 +383,9 @@ impl Ctrl {
                 if self.phase == Phase::Finishing {
                     // Only once all before it was acknowledged, so copies never pile up.
                     if self.queue.is_drained() {
-                        self.queue.push(Record::LogDone { time: SystemTime::now() });
+                        self.queue.push(Record::LogDone {
+                            time: SystemTime::now(),
+                        });
                         self.uplink.flush();
                     }
                     self.timers.set(Timer::LogDoneResend, now + LOG_DONE_RESEND);
@@ -332,7 +395,10 @@ impl Ctrl {
                 if !self.agent.is_connected() {
                     let minutes = self.setup.unix_timeout.as_secs() / 60;
                     self.fail(
-                        Failure::new(ExitCode::UnixSocketFailed, format!("The agent did not connect within {minutes} minutes")),
+                        Failure::new(
+                            ExitCode::UnixSocketFailed,
+                            format!("The agent did not connect within {minutes} minutes"),
+                        ),
                         now,
                     );
                 }
@@ -340,7 +406,10 @@ impl Ctrl {
             Timer::DrainDeadline => {
                 if let Phase::Draining { code } = self.phase {
                     if self.queue.undelivered() > 0 {
-                        eprintln!("ctrl: exiting with {} records undelivered", self.queue.undelivered());
+                        eprintln!(
+                            "ctrl: exiting with {} records undelivered",
+                            self.queue.undelivered()
+                        );
                     }
                     if let Some(child) = self.setup.agent_child.as_mut() {
                         if self.child_status.is_none() {
@@ -359,8 +428,13 @@ impl Ctrl {
         match self.phase {
             Phase::Starting if self.agent.is_connected() && self.uplink_opened => self.begin(now),
             Phase::Draining { code } => {
+                let delivered = self.queue.is_drained() || self.uplink_gone;
+                // An agent still waiting for ExecStart must hear CtrlFailed, or it would
+                // wait for a start that never comes.
+                let agent_told =
+                    self.exec_started || (self.agent.is_connected() && self.agent.is_flushed());
                 let child_done = self.setup.agent_child.is_none() || self.child_status.is_some();
-                if self.queue.is_drained() && child_done {
+                if delivered && agent_told && child_done {
                     self.uplink.stop(&mut self.net, poll.registry(), now);
                     self.finish(code);
                 }
@@ -381,12 +455,13 @@ impl Handler for Ctrl {
         while let Some(timer) = self.timers.pop_due(now) {
             self.on_timer(timer, now);
         }
-        let input = self.agent.advance(poll.registry());
+        let input = self.agent.advance(poll.registry(), self.agent_room());
         self.on_agent(input, now);
         if self.queue.above_half() {
             self.uplink.flush();
         }
-        self.uplink.advance(&mut self.net, poll.registry(), now, &mut self.queue);
+        self.uplink
+            .advance(&mut self.net, poll.registry(), now, &mut self.queue);
         let mut acted = false;
         while let Some(event) = self.uplink.next_event() {
             self.on_link(event, now);
@@ -398,14 +473,19 @@ impl Handler for Ctrl {
         self.step_phase(poll, now);
         if acted && self.exit.is_none() {
             // Send what the events queued (barrier, status lines) without waiting a period.
-            self.uplink.advance(&mut self.net, poll.registry(), now, &mut self.queue);
+            self.uplink
+                .advance(&mut self.net, poll.registry(), now, &mut self.queue);
             self.agent.flush(poll.registry());
         }
     }
 
     fn next_deadline(&mut self) -> Option<Instant> {
         let mut deadline = self.timers.next_deadline();
-        for d in [self.uplink.deadline(), self.agent.has_more().then(Instant::now)].into_iter().flatten() {
+        let agent_ready = self.agent.has_more() && self.agent_room() > 0;
+        for d in [self.uplink.deadline(), agent_ready.then(Instant::now)]
+            .into_iter()
+            .flatten()
+        {
             deadline = Some(deadline.map_or(d, |x| x.min(d)));
         }
         deadline

@@ -3,8 +3,9 @@
 //! Records wait in `queued` until the link can take them; once written they move to
 //! `inflight`, tagged with the number of the ping that follows them. A pong for that ping
 //! proves the service read them (TCP and WebSocket keep order), so they are released;
-//! when the link drops, everything still in flight goes back to the front of the queue
-//! and is sent again after the reconnect (at-least-once, never lost).
+//! when the link drops, everything still in flight moves to `resend` and goes out first
+//! after the reconnect (at-least-once, never lost). `resend` is bounded by the link's
+//! in-flight window, so the queue's own budget never drops it.
 //!
 //! The queue is bounded by a message count and a byte budget. When full, the oldest
 //! *user* line (STDOUT/STDERR) is dropped and counted; ctrl's own lines, metrics and
@@ -18,11 +19,21 @@ use crate::proto::osmo::IoType;
 /// One message for the service.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Record {
-    Log { time: SystemTime, io: IoType, text: String },
-    Barrier { name: String },
+    Log {
+        time: SystemTime,
+        io: IoType,
+        text: String,
+    },
+    Barrier {
+        name: String,
+    },
     /// A metric, already encoded as its service payload (metrics are rare).
-    Encoded { payload: Vec<u8> },
-    LogDone { time: SystemTime },
+    Encoded {
+        payload: Vec<u8>,
+    },
+    LogDone {
+        time: SystemTime,
+    },
 }
 
 impl Record {
@@ -40,11 +51,18 @@ impl Record {
 
     /// User output may be dropped under overload; nothing else may.
     fn droppable(&self) -> bool {
-        matches!(self, Record::Log { io: IoType::Stdout | IoType::Stderr, .. })
+        matches!(
+            self,
+            Record::Log {
+                io: IoType::Stdout | IoType::Stderr,
+                ..
+            }
+        )
     }
 }
 
 pub struct LogQueue {
+    resend: VecDeque<Record>,
     queued: VecDeque<Record>,
     queued_bytes: usize,
     inflight: VecDeque<(u64, Record)>,
@@ -57,6 +75,7 @@ pub struct LogQueue {
 impl LogQueue {
     pub fn new(max_messages: usize, max_bytes: usize) -> LogQueue {
         LogQueue {
+            resend: VecDeque::new(),
             queued: VecDeque::new(),
             queued_bytes: 0,
             inflight: VecDeque::new(),
@@ -73,12 +92,22 @@ impl LogQueue {
         self.queued.push_back(record);
         while self.queued.len() > self.max_messages || self.queued_bytes > self.max_bytes {
             // Own records are few, so the oldest user line is near the front.
-            let Some(i) = self.queued.iter().position(Record::droppable) else { break };
+            let Some(i) = self.queued.iter().position(Record::droppable) else {
+                break;
+            };
             if let Some(gone) = self.queued.remove(i) {
                 self.queued_bytes -= gone.size();
                 self.dropped += 1;
             }
         }
+    }
+
+    /// How many more records fit before the budget drops any.
+    pub fn room(&self) -> usize {
+        if self.queued_bytes >= self.max_bytes {
+            return 0;
+        }
+        self.max_messages.saturating_sub(self.queued.len())
     }
 
     /// More than half full: worth flushing before the period ends.
@@ -87,7 +116,7 @@ impl LogQueue {
     }
 
     pub fn queued_len(&self) -> usize {
-        self.queued.len()
+        self.resend.len() + self.queued.len()
     }
 
     pub fn inflight_bytes(&self) -> usize {
@@ -96,15 +125,29 @@ impl LogQueue {
 
     /// Nothing queued and nothing unacknowledged.
     pub fn is_drained(&self) -> bool {
-        self.queued.is_empty() && self.inflight.is_empty() && self.dropped == 0
+        self.resend.is_empty()
+            && self.queued.is_empty()
+            && self.inflight.is_empty()
+            && self.dropped == 0
     }
 
-    /// The next record to send: the overflow warning first when lines were dropped.
+    /// The next record to send: records to send again first, then the overflow warning
+    /// when lines were dropped (it marks the gap), then the queue.
     pub fn pop(&mut self, now: SystemTime) -> Option<Record> {
+        if let Some(record) = self.resend.pop_front() {
+            return Some(record);
+        }
         if self.dropped > 0 {
-            let text = format!("WARNING: Maximum logging rate exceeded, {} lines have been dropped!", self.dropped);
+            let text = format!(
+                "WARNING: Maximum logging rate exceeded, {} lines have been dropped!",
+                self.dropped
+            );
             self.dropped = 0;
-            return Some(Record::Log { time: now, io: IoType::Stderr, text });
+            return Some(Record::Log {
+                time: now,
+                io: IoType::Stderr,
+                text,
+            });
         }
         let record = self.queued.pop_front()?;
         self.queued_bytes -= record.size();
@@ -129,18 +172,18 @@ impl LogQueue {
         }
     }
 
-    /// The link dropped: unacknowledged records go back to the front, in order.
+    /// The link dropped: unacknowledged records will be sent again first, in order
+    /// (they are older than any record still waiting to be resent).
     pub fn requeue_inflight(&mut self) {
         while let Some((_, record)) = self.inflight.pop_back() {
             self.inflight_bytes -= record.size();
-            self.queued_bytes += record.size();
-            self.queued.push_front(record);
+            self.resend.push_front(record);
         }
     }
 
     /// Records that would be lost if the process stopped now (for the exit message).
     pub fn undelivered(&self) -> usize {
-        self.queued.len() + self.inflight.len()
+        self.resend.len() + self.queued.len() + self.inflight.len()
     }
 }
 

@@ -23,9 +23,17 @@ use uplink::Uplink;
 /// Runs ctrl as the pod's sidecar; returns the process exit code.
 pub fn main(args: CtrlArgs) -> i32 {
     let cfg = ServiceConfig {
-        endpoint: Endpoint { host: args.host.clone(), port: args.port, tls: args.scheme == "wss" },
+        endpoint: Endpoint {
+            host: args.host.clone(),
+            port: args.port,
+            tls: args.scheme == "wss",
+        },
         target: args.service_target(),
-        refresh_endpoint: Endpoint { host: args.host.clone(), port: args.port, tls: args.refresh_scheme == "https" },
+        refresh_endpoint: Endpoint {
+            host: args.host.clone(),
+            port: args.port,
+            tls: args.refresh_scheme == "https",
+        },
         refresh_target: args.refresh_target(),
         token_header: args.token_header.clone(),
         refresh_token_path: args.refresh_token.clone(),
@@ -46,7 +54,9 @@ pub fn main(args: CtrlArgs) -> i32 {
         agent_child: None,
         termination_log: true,
     };
-    run(setup, |now| Uplink::Service(Box::new(ServiceLink::new(cfg, SERVICE, now))))
+    run(setup, |now| {
+        Uplink::Service(Box::new(ServiceLink::new(cfg, SERVICE, now)))
+    })
 }
 
 /// Runs the lifecycle with the uplink `make_uplink` builds; shared with `sidewire run`.

@@ -32,6 +32,9 @@ const KEEPALIVE: Duration = Duration::from_secs(15);
 const DEAD_AFTER: Duration = Duration::from_secs(30);
 /// Connect (DNS, TCP, TLS, handshake) and token refresh time limit per try.
 const DIAL_TIMEOUT: Duration = Duration::from_secs(30);
+/// After the link drops, how long lines are held back (rather than dropped) while it is
+/// re-dialled: a quick reconnect then loses nothing.
+const RECONNECT_GRACE: Duration = Duration::from_millis(500);
 /// Largest message accepted from the service (actions are small).
 const MAX_MESSAGE: usize = 1 << 20;
 
@@ -104,6 +107,11 @@ impl ServiceLink {
         matches!(self.state, State::Open(_))
     }
 
+    /// Open, or lost so recently that a reconnect is likely before lines must be dropped.
+    pub fn accepting(&self, now: Instant) -> bool {
+        self.is_open() || (self.ever_open && now < self.down_since + RECONNECT_GRACE)
+    }
+
     pub fn next_event(&mut self) -> Option<LinkEvent> {
         self.events.pop_front()
     }
@@ -115,12 +123,20 @@ impl ServiceLink {
 
     pub fn deadline(&self) -> Option<Instant> {
         let giving_up = self.down_since + self.cfg.timeout;
-        match &self.state {
+        let grace_end = self.down_since + RECONNECT_GRACE;
+        let state_deadline = match &self.state {
             State::Waiting { until } => Some((*until).min(giving_up)),
             State::Refreshing(x) => Some(x.deadline()),
             State::Dialing(ws) => ws.deadline(),
             State::Open(_) => Some(self.pings.deadline()),
             State::Stopped => None,
+        };
+        // The end of the reconnect grace changes how much the lifecycle reads.
+        match state_deadline {
+            Some(d) if self.ever_open && !self.is_open() && Instant::now() < grace_end => {
+                Some(d.min(grace_end))
+            }
+            other => other,
         }
     }
 
@@ -135,7 +151,13 @@ impl ServiceLink {
     }
 
     /// Makes all the progress possible: dial steps, reading actions, sending records.
-    pub fn advance(&mut self, ctx: &mut NetCtx, registry: &Registry, now: Instant, queue: &mut LogQueue) {
+    pub fn advance(
+        &mut self,
+        ctx: &mut NetCtx,
+        registry: &Registry,
+        now: Instant,
+        queue: &mut LogQueue,
+    ) {
         for _ in 0..4 {
             let before = std::mem::discriminant(&self.state);
             self.step(ctx, registry, now, queue);
@@ -153,7 +175,10 @@ impl ServiceLink {
                     let minutes = self.cfg.timeout.as_secs() / 60;
                     self.give_up(Failure::new(
                         ExitCode::ServiceUnreachable,
-                        format!("Unable to reach the service at {} for {minutes} minutes", self.cfg.endpoint),
+                        format!(
+                            "Unable to reach the service at {} for {minutes} minutes",
+                            self.cfg.endpoint
+                        ),
                     ));
                 } else if now < until {
                     self.state = State::Waiting { until };
@@ -189,9 +214,16 @@ impl ServiceLink {
                     None => self.state = State::Dialing(ws),
                     Some(WsEvent::Open) => {
                         if self.ever_open {
-                            self.events.push_back(LinkEvent::Status(format!("Websocket Connection: {}", self.tries + 1)));
+                            self.events.push_back(LinkEvent::Status(format!(
+                                "Websocket Connection: {}",
+                                self.tries + 1
+                            )));
                         }
-                        crate::note!("ctrl: connected to the service at {} after {} tries", self.cfg.endpoint, self.tries + 1);
+                        crate::note!(
+                            "ctrl: connected to the service at {} after {} tries",
+                            self.cfg.endpoint,
+                            self.tries + 1
+                        );
                         self.ever_open = true;
                         self.tries = 0;
                         self.flushing = true;
@@ -222,13 +254,18 @@ impl ServiceLink {
     }
 
     fn start_try(&mut self, ctx: &mut NetCtx, now: Instant) {
-        let unix_now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let unix_now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
         match &self.jwt {
             Some((_, expires_at)) if unix_now < *expires_at => self.dial(ctx, now),
             _ => match std::fs::read_to_string(&self.cfg.refresh_token_path) {
                 Err(e) => self.give_up(Failure::new(
                     ExitCode::TokenInvalid,
-                    format!("Cannot read the refresh token {}: {e}", self.cfg.refresh_token_path.display()),
+                    format!(
+                        "Cannot read the refresh token {}: {e}",
+                        self.cfg.refresh_token_path.display()
+                    ),
                 )),
                 Ok(refresh) => {
                     let host = self.cfg.refresh_endpoint.host_header();
@@ -236,7 +273,14 @@ impl ServiceLink {
                         Err(e) => self.give_up(Failure::new(ExitCode::TokenInvalid, e)),
                         Ok(request) => {
                             let endpoint = self.cfg.refresh_endpoint.clone();
-                            let exchange = HttpExchange::start(ctx, endpoint, request, self.token, now, DIAL_TIMEOUT);
+                            let exchange = HttpExchange::start(
+                                ctx,
+                                endpoint,
+                                request,
+                                self.token,
+                                now,
+                                DIAL_TIMEOUT,
+                            );
                             self.state = State::Refreshing(Box::new(exchange));
                         }
                     }
@@ -250,10 +294,19 @@ impl ServiceLink {
         let request = WsRequest {
             endpoint: self.cfg.endpoint.clone(),
             target: self.cfg.target.clone(),
-            headers: vec![(self.cfg.token_header.clone(), token::header_value(&self.cfg.token_header, jwt))],
+            headers: vec![(
+                self.cfg.token_header.clone(),
+                token::header_value(&self.cfg.token_header, jwt),
+            )],
             max_message: MAX_MESSAGE,
         };
-        self.state = State::Dialing(Box::new(WsClient::connect(ctx, request, self.token, now, DIAL_TIMEOUT)));
+        self.state = State::Dialing(Box::new(WsClient::connect(
+            ctx,
+            request,
+            self.token,
+            now,
+            DIAL_TIMEOUT,
+        )));
     }
 
     /// Schedules the next try: delay uniform in [b/2, b), b = 2^min(tries, 5) seconds.
@@ -274,7 +327,9 @@ impl ServiceLink {
 
     /// Takes what the socket delivered: actions, pongs, or the end of the link.
     fn read_events(&mut self, registry: &Registry, now: Instant, queue: &mut LogQueue) {
-        let State::Open(ws) = &mut self.state else { return };
+        let State::Open(ws) = &mut self.state else {
+            return;
+        };
         let mut lost = None;
         while let Some(event) = ws.next_event() {
             match event {
@@ -291,7 +346,10 @@ impl ServiceLink {
         }
         if lost.is_none() && self.pings.peer_is_dead(now) {
             ws.abort(registry);
-            lost = Some(format!("no answer to a ping for {} s", DEAD_AFTER.as_secs()));
+            lost = Some(format!(
+                "no answer to a ping for {} s",
+                DEAD_AFTER.as_secs()
+            ));
         }
         if let Some(why) = lost {
             eprintln!("ctrl: service link lost: {why}");
@@ -302,8 +360,16 @@ impl ServiceLink {
     }
 
     /// Moves records onto the wire while the budgets allow, then pings behind them.
-    fn send_records(&mut self, ctx: &mut NetCtx, registry: &Registry, now: Instant, queue: &mut LogQueue) {
-        let State::Open(ws) = &mut self.state else { return };
+    fn send_records(
+        &mut self,
+        ctx: &mut NetCtx,
+        registry: &Registry,
+        now: Instant,
+        queue: &mut LogQueue,
+    ) {
+        let State::Open(ws) = &mut self.state else {
+            return;
+        };
         while self.flushing {
             if ws.buffered() >= WIRE_BUDGET || queue.inflight_bytes() >= WINDOW {
                 break;
@@ -350,7 +416,12 @@ struct Pings {
 
 impl Pings {
     fn new(now: Instant) -> Pings {
-        Pings { next: 0, outstanding: VecDeque::new(), unpinged: 0, last: now }
+        Pings {
+            next: 0,
+            outstanding: VecDeque::new(),
+            unpinged: 0,
+            last: now,
+        }
     }
 
     /// Records wait for a ping, or the idle link is due a keep-alive.
@@ -374,12 +445,16 @@ impl Pings {
     }
 
     fn peer_is_dead(&self, now: Instant) -> bool {
-        self.outstanding.front().is_some_and(|(_, at)| now >= *at + DEAD_AFTER)
+        self.outstanding
+            .front()
+            .is_some_and(|(_, at)| now >= *at + DEAD_AFTER)
     }
 
     fn deadline(&self) -> Instant {
         let keepalive = self.last + KEEPALIVE;
-        self.outstanding.front().map_or(keepalive, |(_, at)| keepalive.min(*at + DEAD_AFTER))
+        self.outstanding
+            .front()
+            .map_or(keepalive, |(_, at)| keepalive.min(*at + DEAD_AFTER))
     }
 }
 

@@ -37,7 +37,11 @@ pub fn request(host: &str, target: &str, refresh_token: &str) -> Result<Vec<u8>,
         "POST",
         target,
         host,
-        &[("Content-Type", "application/json"), ("Accept", "application/json"), ("Connection", "close")],
+        &[
+            ("Content-Type", "application/json"),
+            ("Accept", "application/json"),
+            ("Connection", "close"),
+        ],
         Body::Bytes(body.as_bytes()),
     )
     .map_err(|e| format!("token refresh request: {e}"))?;
@@ -50,13 +54,22 @@ pub fn parse(response: &Response) -> TokenAnswer {
     let status = response.head.status;
     let answer: Option<Answer> = serde_json::from_slice(&response.body).ok();
     match (status, answer) {
-        (200, Some(Answer { token: Some(jwt), expires_at: Some(expires_at), .. })) if !jwt.is_empty() => {
-            TokenAnswer::Token { jwt, expires_at }
+        (
+            200,
+            Some(Answer {
+                token: Some(jwt),
+                expires_at: Some(expires_at),
+                ..
+            }),
+        ) if !jwt.is_empty() => TokenAnswer::Token { jwt, expires_at },
+        (200, _) => {
+            TokenAnswer::Error("token refresh answered 200 without a token and expires_at".into())
         }
-        (200, _) => TokenAnswer::Error("token refresh answered 200 without a token and expires_at".into()),
         (_, Some(Answer { error: Some(e), .. })) if e == "PENDING" => TokenAnswer::Pending,
         (_, Some(Answer { error: Some(e), .. })) if e == "FINISHED" => TokenAnswer::Finished,
-        (_, Some(Answer { error: Some(e), .. })) => TokenAnswer::Error(format!("token refresh failed ({status}): {e}")),
+        (_, Some(Answer { error: Some(e), .. })) => {
+            TokenAnswer::Error(format!("token refresh failed ({status}): {e}"))
+        }
         (_, _) => TokenAnswer::Error(format!("token refresh failed with status {status}")),
     }
 }
@@ -77,7 +90,11 @@ mod tests {
 
     fn response(status: u16, body: &str) -> Response {
         Response {
-            head: ResponseHead { status, reason: String::new(), headers: Vec::new() },
+            head: ResponseHead {
+                status,
+                reason: String::new(),
+                headers: Vec::new(),
+            },
             body: body.as_bytes().to_vec(),
             keep_alive: false,
         }
@@ -87,11 +104,22 @@ mod tests {
     fn answers_are_classified() {
         assert_eq!(
             parse(&response(200, r#"{"token":"abc","expires_at":17}"#)),
-            TokenAnswer::Token { jwt: "abc".into(), expires_at: 17 }
+            TokenAnswer::Token {
+                jwt: "abc".into(),
+                expires_at: 17
+            }
         );
-        assert_eq!(parse(&response(400, r#"{"error":"PENDING"}"#)), TokenAnswer::Pending);
-        assert_eq!(parse(&response(403, r#"{"error":"FINISHED"}"#)), TokenAnswer::Finished);
-        assert!(matches!(parse(&response(500, "oops")), TokenAnswer::Error(e) if e.contains("500")));
+        assert_eq!(
+            parse(&response(400, r#"{"error":"PENDING"}"#)),
+            TokenAnswer::Pending
+        );
+        assert_eq!(
+            parse(&response(403, r#"{"error":"FINISHED"}"#)),
+            TokenAnswer::Finished
+        );
+        assert!(
+            matches!(parse(&response(500, "oops")), TokenAnswer::Error(e) if e.contains("500"))
+        );
         assert!(matches!(parse(&response(200, "{}")), TokenAnswer::Error(_)));
     }
 
@@ -103,8 +131,13 @@ mod tests {
 
     #[test]
     fn request_carries_the_token_as_json() {
-        let req = String::from_utf8(request("svc:8000", "/api/auth/jwt/refresh_token?x=1", "se\"cret\n").unwrap()).unwrap();
-        assert!(req.starts_with("POST /api/auth/jwt/refresh_token?x=1 HTTP/1.1\r\nHost: svc:8000\r\n"));
+        let req = String::from_utf8(
+            request("svc:8000", "/api/auth/jwt/refresh_token?x=1", "se\"cret\n").unwrap(),
+        )
+        .unwrap();
+        assert!(
+            req.starts_with("POST /api/auth/jwt/refresh_token?x=1 HTTP/1.1\r\nHost: svc:8000\r\n")
+        );
         assert!(req.ends_with(r#"{"token":"se\"cret\n"}"#));
     }
 }

@@ -26,6 +26,15 @@ impl Uplink {
         }
     }
 
+    /// Whether lines should wait for the uplink (it is open or coming back) rather than
+    /// be dropped past the queue's budget.
+    pub fn accepting(&self, now: Instant) -> bool {
+        match self {
+            Uplink::Service(s) => s.accepting(now),
+            Uplink::Terminal(_) => true,
+        }
+    }
+
     pub fn flush(&mut self) {
         match self {
             Uplink::Service(s) => s.flush(),
@@ -47,7 +56,13 @@ impl Uplink {
         }
     }
 
-    pub fn advance(&mut self, ctx: &mut NetCtx, registry: &Registry, now: Instant, queue: &mut LogQueue) {
+    pub fn advance(
+        &mut self,
+        ctx: &mut NetCtx,
+        registry: &Registry,
+        now: Instant,
+        queue: &mut LogQueue,
+    ) {
         match self {
             Uplink::Service(s) => s.advance(ctx, registry, now, queue),
             Uplink::Terminal(t) => t.advance(queue),
@@ -72,7 +87,12 @@ pub struct Terminal {
 
 impl Terminal {
     pub fn new(source: String) -> Terminal {
-        Terminal { source, flushing: true, events: vec![LinkEvent::Opened], line: Vec::new() }
+        Terminal {
+            source,
+            flushing: true,
+            events: vec![LinkEvent::Opened],
+            line: Vec::new(),
+        }
     }
 
     fn advance(&mut self, queue: &mut LogQueue) {
@@ -86,12 +106,22 @@ impl Terminal {
             match record {
                 Record::Log { time, io, text } => {
                     timefmt::rfc3339_nanos(&mut self.line, time);
-                    for part in [" ", self.source.as_str(), " ", io.as_str(), ": ", text.trim_end_matches('\n'), "\n"] {
+                    for part in [
+                        " ",
+                        self.source.as_str(),
+                        " ",
+                        io.as_str(),
+                        ": ",
+                        text.trim_end_matches('\n'),
+                        "\n",
+                    ] {
                         self.line.extend_from_slice(part.as_bytes());
                     }
                 }
                 Record::Barrier { name } => {
-                    self.line.extend_from_slice(format!("barrier {name}: no group in a local run, released\n").as_bytes());
+                    self.line.extend_from_slice(
+                        format!("barrier {name}: no group in a local run, released\n").as_bytes(),
+                    );
                     self.events.push(LinkEvent::Action(Action::Barrier));
                 }
                 Record::Encoded { .. } => continue,

@@ -28,8 +28,16 @@ impl fmt::Display for ConnectError {
 impl std::error::Error for ConnectError {}
 
 enum Stage {
-    Resolving { lookup: Lookup, v4: Option<UdpSocket>, v6: Option<UdpSocket> },
-    Connecting { stream: TcpStream, addr: SocketAddr, rest: VecDeque<SocketAddr> },
+    Resolving {
+        lookup: Lookup,
+        v4: Option<UdpSocket>,
+        v6: Option<UdpSocket>,
+    },
+    Connecting {
+        stream: TcpStream,
+        addr: SocketAddr,
+        rest: VecDeque<SocketAddr>,
+    },
     Handshaking(Box<TlsStream>),
     Finished,
 }
@@ -49,15 +57,26 @@ pub enum Progress {
 
 impl Connector {
     /// Starts connecting; events for the sockets it opens arrive on `token`.
-    pub fn start(ctx: &mut NetCtx, endpoint: Endpoint, token: Token, now: Instant, timeout: Duration) -> Connector {
-        let conf = ResolvConf::parse(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default());
+    pub fn start(
+        ctx: &mut NetCtx,
+        endpoint: Endpoint,
+        token: Token,
+        now: Instant,
+        timeout: Duration,
+    ) -> Connector {
+        let conf =
+            ResolvConf::parse(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default());
         let hosts = Hosts::parse(&std::fs::read_to_string("/etc/hosts").unwrap_or_default());
         let mut ids = || ctx.random.u16();
         let lookup = Lookup::new(&endpoint.host, &conf, &hosts, now, &mut ids);
         Connector {
             endpoint,
             token,
-            stage: Stage::Resolving { lookup, v4: None, v6: None },
+            stage: Stage::Resolving {
+                lookup,
+                v4: None,
+                v6: None,
+            },
             deadline: now + timeout,
             last_error: String::new(),
         }
@@ -70,14 +89,21 @@ impl Connector {
     /// When `advance` must run again even without an event.
     pub fn deadline(&self) -> Instant {
         match &self.stage {
-            Stage::Resolving { lookup, .. } => lookup.deadline().map_or(self.deadline, |d| d.min(self.deadline)),
+            Stage::Resolving { lookup, .. } => lookup
+                .deadline()
+                .map_or(self.deadline, |d| d.min(self.deadline)),
             _ => self.deadline,
         }
     }
 
     /// Makes all the progress possible now. Call on any event for the token and when the
     /// deadline passes.
-    pub fn advance(&mut self, ctx: &mut NetCtx, registry: &Registry, now: Instant) -> Result<Progress, ConnectError> {
+    pub fn advance(
+        &mut self,
+        ctx: &mut NetCtx,
+        registry: &Registry,
+        now: Instant,
+    ) -> Result<Progress, ConnectError> {
         let result = self.step(ctx, registry, now);
         if result.is_err() {
             self.abort(registry);
@@ -85,30 +111,47 @@ impl Connector {
         result
     }
 
-    fn step(&mut self, ctx: &mut NetCtx, registry: &Registry, now: Instant) -> Result<Progress, ConnectError> {
+    fn step(
+        &mut self,
+        ctx: &mut NetCtx,
+        registry: &Registry,
+        now: Instant,
+    ) -> Result<Progress, ConnectError> {
         loop {
             if now >= self.deadline {
-                let why = if self.last_error.is_empty() { String::new() } else { format!(" (last error: {})", self.last_error) };
+                let why = if self.last_error.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (last error: {})", self.last_error)
+                };
                 return Err(self.error(format!("timed out{why}")));
             }
             match std::mem::replace(&mut self.stage, Stage::Finished) {
-                Stage::Resolving { mut lookup, mut v4, mut v6 } => {
-                    match self.resolve(ctx, registry, &mut lookup, &mut v4, &mut v6, now)? {
-                        None => {
-                            self.stage = Stage::Resolving { lookup, v4, v6 };
-                            return Ok(Progress::Pending);
-                        }
-                        Some(addrs) => {
-                            for socket in [v4, v6].iter_mut().flatten() {
-                                let _ = registry.deregister(socket);
-                            }
-                            let rest: VecDeque<SocketAddr> =
-                                addrs.into_iter().map(|ip| SocketAddr::new(ip, self.endpoint.port)).collect();
-                            self.stage = self.next_address(registry, rest)?;
-                        }
+                Stage::Resolving {
+                    mut lookup,
+                    mut v4,
+                    mut v6,
+                } => match self.resolve(ctx, registry, &mut lookup, &mut v4, &mut v6, now)? {
+                    None => {
+                        self.stage = Stage::Resolving { lookup, v4, v6 };
+                        return Ok(Progress::Pending);
                     }
-                }
-                Stage::Connecting { mut stream, addr, rest } => match connect_state(&mut stream) {
+                    Some(addrs) => {
+                        for socket in [v4, v6].iter_mut().flatten() {
+                            let _ = registry.deregister(socket);
+                        }
+                        let rest: VecDeque<SocketAddr> = addrs
+                            .into_iter()
+                            .map(|ip| SocketAddr::new(ip, self.endpoint.port))
+                            .collect();
+                        self.stage = self.next_address(registry, rest)?;
+                    }
+                },
+                Stage::Connecting {
+                    mut stream,
+                    addr,
+                    rest,
+                } => match connect_state(&mut stream) {
                     Ok(false) => {
                         self.stage = Stage::Connecting { stream, addr, rest };
                         return Ok(Progress::Pending);
@@ -160,14 +203,21 @@ impl Connector {
         let mut ids = || ctx.random.u16();
         for step in lookup.poll(now, &mut ids) {
             match step {
-                Step::Done(Ok(addrs)) if addrs.is_empty() => return Err(self.error("name has no addresses".into())),
+                Step::Done(Ok(addrs)) if addrs.is_empty() => {
+                    return Err(self.error("name has no addresses".into()))
+                }
                 Step::Done(Ok(addrs)) => return Ok(Some(addrs)),
                 Step::Done(Err(e)) => return Err(self.error(format!("cannot resolve: {e}"))),
                 Step::Send { server, payload } => {
                     let slot = if server.is_ipv4() { &mut *v4 } else { &mut *v6 };
                     if slot.is_none() {
-                        let bind: IpAddr = if server.is_ipv4() { Ipv4Addr::UNSPECIFIED.into() } else { Ipv6Addr::UNSPECIFIED.into() };
-                        let mut socket = UdpSocket::bind(SocketAddr::new(bind, 0)).map_err(|e| self.error(format!("DNS socket: {e}")))?;
+                        let bind: IpAddr = if server.is_ipv4() {
+                            Ipv4Addr::UNSPECIFIED.into()
+                        } else {
+                            Ipv6Addr::UNSPECIFIED.into()
+                        };
+                        let mut socket = UdpSocket::bind(SocketAddr::new(bind, 0))
+                            .map_err(|e| self.error(format!("DNS socket: {e}")))?;
                         registry
                             .register(&mut socket, self.token, Interest::READABLE)
                             .map_err(|e| self.error(format!("DNS socket: {e}")))?;
@@ -183,12 +233,20 @@ impl Connector {
         Ok(None)
     }
 
-    fn next_address(&mut self, registry: &Registry, mut rest: VecDeque<SocketAddr>) -> Result<Stage, ConnectError> {
+    fn next_address(
+        &mut self,
+        registry: &Registry,
+        mut rest: VecDeque<SocketAddr>,
+    ) -> Result<Stage, ConnectError> {
         while let Some(addr) = rest.pop_front() {
             match TcpStream::connect(addr) {
                 Ok(mut stream) => {
                     registry
-                        .register(&mut stream, self.token, Interest::READABLE | Interest::WRITABLE)
+                        .register(
+                            &mut stream,
+                            self.token,
+                            Interest::READABLE | Interest::WRITABLE,
+                        )
                         .map_err(|e| self.error(format!("register: {e}")))?;
                     return Ok(Stage::Connecting { stream, addr, rest });
                 }

@@ -71,7 +71,12 @@ impl HttpExchange {
     }
 
     /// Makes progress; `Some` once the answer is complete or the exchange failed.
-    pub fn advance(&mut self, ctx: &mut NetCtx, registry: &Registry, now: Instant) -> Option<Result<Response, String>> {
+    pub fn advance(
+        &mut self,
+        ctx: &mut NetCtx,
+        registry: &Registry,
+        now: Instant,
+    ) -> Option<Result<Response, String>> {
         let result = self.step(ctx, registry, now);
         if result.is_some() {
             self.abort(registry);
@@ -79,7 +84,12 @@ impl HttpExchange {
         result
     }
 
-    fn step(&mut self, ctx: &mut NetCtx, registry: &Registry, now: Instant) -> Option<Result<Response, String>> {
+    fn step(
+        &mut self,
+        ctx: &mut NetCtx,
+        registry: &Registry,
+        now: Instant,
+    ) -> Option<Result<Response, String>> {
         if now >= self.deadline {
             return Some(Err(format!("{}: request timed out", self.endpoint)));
         }
@@ -93,7 +103,13 @@ impl HttpExchange {
         let Stage::Exchanging(transport) = &mut self.stage else {
             return Some(Err("exchange already finished".into()));
         };
-        match exchange(transport, &self.request, &mut self.written, &mut self.rbuf, &mut self.collector) {
+        match exchange(
+            transport,
+            &self.request,
+            &mut self.written,
+            &mut self.rbuf,
+            &mut self.collector,
+        ) {
             Ok(None) => None,
             Ok(Some(response)) => Some(Ok(response)),
             Err(e) => Some(Err(format!("{}: {e}", self.endpoint))),

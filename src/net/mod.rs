@@ -54,6 +54,9 @@ pub struct NetCtx {
 impl NetCtx {
     pub fn new() -> Result<NetCtx, String> {
         let random = Random::new().map_err(|e| format!("getrandom: {e}"))?;
-        Ok(NetCtx { tls: transport::client_config()?, random })
+        Ok(NetCtx {
+            tls: transport::client_config()?,
+            random,
+        })
     }
 }

@@ -20,13 +20,17 @@ pub fn client_config() -> Result<Arc<rustls::ClientConfig>, String> {
         match CertificateDer::pem_file_iter(&path) {
             Ok(certs) => {
                 for cert in certs {
-                    let added = cert.map_err(|e| e.to_string()).and_then(|c| roots.add(c).map_err(|e| e.to_string()));
+                    let added = cert
+                        .map_err(|e| e.to_string())
+                        .and_then(|c| roots.add(c).map_err(|e| e.to_string()));
                     if let Err(e) = added {
                         eprintln!("sidewire: SSL_CERT_FILE {path}: skipping a certificate: {e}");
                     }
                 }
             }
-            Err(e) => eprintln!("sidewire: SSL_CERT_FILE {path} cannot be read ({e}); using the built-in roots"),
+            Err(e) => eprintln!(
+                "sidewire: SSL_CERT_FILE {path} cannot be read ({e}); using the built-in roots"
+            ),
         }
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -89,9 +93,22 @@ pub struct TlsStream {
 }
 
 impl TlsStream {
-    pub fn new(tcp: TcpStream, config: Arc<rustls::ClientConfig>, host: &str) -> io::Result<TlsStream> {
-        let name = ServerName::try_from(host.trim_start_matches('[').trim_end_matches(']').to_string())
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("TLS server name {host}: {e}")))?;
+    pub fn new(
+        tcp: TcpStream,
+        config: Arc<rustls::ClientConfig>,
+        host: &str,
+    ) -> io::Result<TlsStream> {
+        let name = ServerName::try_from(
+            host.trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string(),
+        )
+        .map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("TLS server name {host}: {e}"),
+            )
+        })?;
         let conn = ClientConnection::new(config, name).map_err(io::Error::other)?;
         Ok(TlsStream { tcp, conn })
     }
@@ -114,9 +131,15 @@ impl TlsStream {
     /// Reads and processes TLS records; `Ok(false)` when the socket would block.
     fn read_records(&mut self) -> io::Result<bool> {
         match self.conn.read_tls(&mut self.tcp) {
-            Ok(0) => Err(io::Error::new(io::ErrorKind::UnexpectedEof, "TLS peer closed the connection")),
+            Ok(0) => Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "TLS peer closed the connection",
+            )),
             Ok(_) => {
-                let state = self.conn.process_new_packets().map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e));
+                let state = self
+                    .conn
+                    .process_new_packets()
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e));
                 // Send any alert rustls queued before reporting the error.
                 let _ = self.flush_records();
                 state?;
@@ -152,7 +175,10 @@ impl TlsStream {
             match self.conn.read_tls(&mut self.tcp) {
                 Ok(0) => return Ok(0),
                 Ok(_) => {
-                    let state = self.conn.process_new_packets().map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e));
+                    let state = self
+                        .conn
+                        .process_new_packets()
+                        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e));
                     let _ = self.flush_records();
                     state?;
                 }

@@ -40,9 +40,19 @@ pub enum WsEvent {
 
 enum Stage {
     Connecting(Connector),
-    Handshake { transport: Transport, handshake: ClientHandshake },
-    Open { transport: Transport, decoder: Decoder },
-    Closing { transport: Transport, until: Instant, why: String },
+    Handshake {
+        transport: Transport,
+        handshake: ClientHandshake,
+    },
+    Open {
+        transport: Transport,
+        decoder: Decoder,
+    },
+    Closing {
+        transport: Transport,
+        until: Instant,
+        why: String,
+    },
     Closed,
 }
 
@@ -57,7 +67,13 @@ pub struct WsClient {
 }
 
 impl WsClient {
-    pub fn connect(ctx: &mut NetCtx, request: WsRequest, token: Token, now: Instant, timeout: Duration) -> WsClient {
+    pub fn connect(
+        ctx: &mut NetCtx,
+        request: WsRequest,
+        token: Token,
+        now: Instant,
+        timeout: Duration,
+    ) -> WsClient {
         let connector = Connector::start(ctx, request.endpoint.clone(), token, now, timeout);
         WsClient {
             token,
@@ -108,11 +124,22 @@ impl WsClient {
     }
 
     /// Starts the close handshake with `code`; the link reports `Closed` when it ends.
-    pub fn close(&mut self, ctx: &mut NetCtx, registry: &Registry, code: u16, why: &str, now: Instant) {
+    pub fn close(
+        &mut self,
+        ctx: &mut NetCtx,
+        registry: &Registry,
+        code: u16,
+        why: &str,
+        now: Instant,
+    ) {
         match std::mem::replace(&mut self.stage, Stage::Closed) {
             Stage::Open { transport, .. } => {
                 ws::encode_close(&mut self.wbuf, code, why, ctx.random.bytes());
-                self.stage = Stage::Closing { transport, until: now + CLOSE_GRACE, why: why.to_string() };
+                self.stage = Stage::Closing {
+                    transport,
+                    until: now + CLOSE_GRACE,
+                    why: why.to_string(),
+                };
                 self.advance(ctx, registry, now);
             }
             other => {
@@ -126,7 +153,9 @@ impl WsClient {
     pub fn abort(&mut self, registry: &Registry) {
         match &mut self.stage {
             Stage::Connecting(c) => c.abort(registry),
-            Stage::Handshake { transport, .. } | Stage::Open { transport, .. } | Stage::Closing { transport, .. } => {
+            Stage::Handshake { transport, .. }
+            | Stage::Open { transport, .. }
+            | Stage::Closing { transport, .. } => {
                 let _ = registry.deregister(transport.tcp());
                 let _ = transport.tcp().shutdown(std::net::Shutdown::Both);
             }
@@ -142,12 +171,23 @@ impl WsClient {
                 Ok(Progress::Pending) => return,
                 Ok(Progress::Ready(transport)) => {
                     let key: [u8; 16] = ctx.random.bytes();
-                    let headers: Vec<(&str, &str)> =
-                        self.request.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-                    let (handshake, bytes) =
-                        ClientHandshake::new(&self.request.endpoint.host_header(), &self.request.target, &headers, key);
+                    let headers: Vec<(&str, &str)> = self
+                        .request
+                        .headers
+                        .iter()
+                        .map(|(k, v)| (k.as_str(), v.as_str()))
+                        .collect();
+                    let (handshake, bytes) = ClientHandshake::new(
+                        &self.request.endpoint.host_header(),
+                        &self.request.target,
+                        &headers,
+                        key,
+                    );
                     self.wbuf.extend_from_slice(&bytes);
-                    self.stage = Stage::Handshake { transport, handshake };
+                    self.stage = Stage::Handshake {
+                        transport,
+                        handshake,
+                    };
                 }
                 Err(e) => return self.fail(registry, e.to_string()),
             }
@@ -182,18 +222,18 @@ impl WsClient {
 
     fn transport(&mut self) -> Option<&mut Transport> {
         match &mut self.stage {
-            Stage::Handshake { transport, .. } | Stage::Open { transport, .. } | Stage::Closing { transport, .. } => {
-                Some(transport)
-            }
+            Stage::Handshake { transport, .. }
+            | Stage::Open { transport, .. }
+            | Stage::Closing { transport, .. } => Some(transport),
             _ => None,
         }
     }
 
     fn flush(&mut self) -> io::Result<()> {
         let Some(transport) = (match &mut self.stage {
-            Stage::Handshake { transport, .. } | Stage::Open { transport, .. } | Stage::Closing { transport, .. } => {
-                Some(transport)
-            }
+            Stage::Handshake { transport, .. }
+            | Stage::Open { transport, .. }
+            | Stage::Closing { transport, .. } => Some(transport),
             _ => None,
         }) else {
             return Ok(());
@@ -239,22 +279,35 @@ impl WsClient {
         let mut pos = 0;
         let alive = loop {
             match &mut self.stage {
-                Stage::Handshake { handshake, .. } => match handshake.parse_response(&self.rbuf[pos..]) {
-                    Ok(None) => break true,
-                    Ok(Some(n)) => {
-                        pos += n;
-                        let Stage::Handshake { transport, .. } = std::mem::replace(&mut self.stage, Stage::Closed) else {
+                Stage::Handshake { handshake, .. } => {
+                    match handshake.parse_response(&self.rbuf[pos..]) {
+                        Ok(None) => break true,
+                        Ok(Some(n)) => {
+                            pos += n;
+                            let Stage::Handshake { transport, .. } =
+                                std::mem::replace(&mut self.stage, Stage::Closed)
+                            else {
+                                break false;
+                            };
+                            self.stage = Stage::Open {
+                                transport,
+                                decoder: Decoder::new(self.request.max_message),
+                            };
+                            self.events.push_back(WsEvent::Open);
+                        }
+                        Err(e) => {
+                            // A server that failed the handshake gets no frames, only the TCP close.
+                            self.fail(
+                                registry,
+                                format!(
+                                    "WebSocket handshake with {} failed: {e}",
+                                    self.request.endpoint
+                                ),
+                            );
                             break false;
-                        };
-                        self.stage = Stage::Open { transport, decoder: Decoder::new(self.request.max_message) };
-                        self.events.push_back(WsEvent::Open);
+                        }
                     }
-                    Err(e) => {
-                        // A server that failed the handshake gets no frames, only the TCP close.
-                        self.fail(registry, format!("WebSocket handshake with {} failed: {e}", self.request.endpoint));
-                        break false;
-                    }
-                },
+                }
                 Stage::Open { .. } | Stage::Closing { .. } if pos >= self.rbuf.len() => break true,
                 Stage::Open { decoder, .. } => match decoder.decode(&self.rbuf[pos..]) {
                     Ok((0, None)) => break true,
@@ -267,7 +320,10 @@ impl WsClient {
                         }
                     }
                     Err(violation) => {
-                        let why = format!("protocol error from the server: {} (closing with {})", violation.reason, violation.code);
+                        let why = format!(
+                            "protocol error from the server: {} (closing with {})",
+                            violation.reason, violation.code
+                        );
                         self.protocol_close(ctx, registry, violation.code, why);
                         break false;
                     }

@@ -33,7 +33,9 @@ pub fn run(poll: &mut Poll, handler: &mut impl Handler) -> io::Result<i32> {
         if let Some(code) = handler.exit_code() {
             return Ok(code);
         }
-        let timeout = handler.next_deadline().map(|d| d.saturating_duration_since(Instant::now()));
+        let timeout = handler
+            .next_deadline()
+            .map(|d| d.saturating_duration_since(Instant::now()));
         match poll.poll(&mut events, timeout) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,

@@ -14,7 +14,11 @@ pub struct Timers<K> {
 
 impl<K: Copy + Eq + Hash + Ord> Default for Timers<K> {
     fn default() -> Self {
-        Timers { heap: BinaryHeap::new(), armed: HashMap::new(), seq: 0 }
+        Timers {
+            heap: BinaryHeap::new(),
+            armed: HashMap::new(),
+            seq: 0,
+        }
     }
 }
 

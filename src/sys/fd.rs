@@ -17,7 +17,10 @@ pub fn may_block_on_reader(fd: impl AsFd) -> bool {
     match rustix::fs::fstat(&fd) {
         Ok(st) => {
             let kind = rustix::fs::FileType::from_raw_mode(st.st_mode);
-            matches!(kind, rustix::fs::FileType::Fifo | rustix::fs::FileType::Socket)
+            matches!(
+                kind,
+                rustix::fs::FileType::Fifo | rustix::fs::FileType::Socket
+            )
         }
         Err(_) => false,
     }

@@ -13,7 +13,10 @@ pub struct Random {
 
 impl Random {
     pub fn new() -> io::Result<Random> {
-        let mut r = Random { pool: [0; POOL], used: POOL };
+        let mut r = Random {
+            pool: [0; POOL],
+            used: POOL,
+        };
         r.refill()?;
         Ok(r)
     }
@@ -21,7 +24,10 @@ impl Random {
     fn refill(&mut self) -> io::Result<()> {
         let mut filled = 0;
         while filled < POOL {
-            filled += rustix::rand::getrandom(&mut self.pool[filled..], rustix::rand::GetRandomFlags::empty())?;
+            filled += rustix::rand::getrandom(
+                &mut self.pool[filled..],
+                rustix::rand::GetRandomFlags::empty(),
+            )?;
         }
         self.used = 0;
         Ok(())

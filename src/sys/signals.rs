@@ -29,7 +29,10 @@ impl Signals {
             signal_hook::low_level::pipe::register(sig, write.try_clone()?)?;
             flags.push((sig, flag));
         }
-        Ok(Signals { wake: UnixStream::from_std(read), flags })
+        Ok(Signals {
+            wake: UnixStream::from_std(read),
+            flags,
+        })
     }
 
     /// The signals that arrived since the last call, in registration order.

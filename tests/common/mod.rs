@@ -7,6 +7,7 @@
 pub mod bad_server;
 pub mod http_raw;
 pub mod osmo_service;
+pub mod pod;
 pub mod tcp_server;
 pub mod ws_raw;
 

@@ -2,8 +2,8 @@
 
 use std::fmt;
 
-use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Unexpected, Visitor};
+use serde::Deserialize;
 
 use super::{AgentState, Hello, Message, MsgType};
 use crate::proto::osmo::json::key_is;

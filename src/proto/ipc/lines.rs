@@ -123,7 +123,11 @@ impl LineSplitter {
 
     /// Bytes held for an incomplete line.
     pub fn buffered(&self) -> usize {
-        if self.handed_out { 0 } else { self.buf.len() }
+        if self.handed_out {
+            0
+        } else {
+            self.buf.len()
+        }
     }
 
     fn release(&mut self) {

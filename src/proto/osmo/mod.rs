@@ -12,7 +12,7 @@ use super::timefmt::{metric_time, rfc3339_nanos};
 mod action;
 pub(crate) mod json;
 
-pub use action::{Action, ActionError, Session, parse_action};
+pub use action::{parse_action, Action, ActionError, Session};
 pub use json::replace_invalid_utf8;
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use super::frame::{MAX_CONTROL_PAYLOAD, OpCode, is_valid_close_code};
+use super::frame::{is_valid_close_code, OpCode, MAX_CONTROL_PAYLOAD};
 use super::utf8::Utf8Cursor;
 
 /// Close code for a protocol error (RFC 6455 section 7.4.1).

@@ -2,8 +2,8 @@
 
 use std::fmt;
 
-use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
 
 /// Largest response head accepted; a real 101 answer is a few hundred bytes.
 pub const MAX_HEAD: usize = 16 * 1024;

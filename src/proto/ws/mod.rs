@@ -23,8 +23,8 @@ mod utf8;
 mod tests;
 
 pub use decode::{
-    CLOSE_INVALID_PAYLOAD, CLOSE_MESSAGE_TOO_BIG, CLOSE_PROTOCOL_ERROR, Decoder, Event, Violation,
+    Decoder, Event, Violation, CLOSE_INVALID_PAYLOAD, CLOSE_MESSAGE_TOO_BIG, CLOSE_PROTOCOL_ERROR,
 };
-pub use frame::{MAX_CONTROL_PAYLOAD, OpCode, encode_close, encode_frame, is_valid_close_code};
+pub use frame::{encode_close, encode_frame, is_valid_close_code, OpCode, MAX_CONTROL_PAYLOAD};
 pub use handshake::{ClientHandshake, HandshakeError, MAX_HEAD, MAX_HEADERS};
 pub use mask::apply_mask;

@@ -1,4 +1,4 @@
-use super::super::{OpCode, apply_mask, encode_close, encode_frame};
+use super::super::{apply_mask, encode_close, encode_frame, OpCode};
 use super::XorShift;
 
 /// An independent reading of a client frame: (fin, opcode bits, unmasked payload).
@@ -33,17 +33,13 @@ fn rfc_masked_hello_and_pong() {
     encode_frame(&mut out, OpCode::Text, b"Hello", mask);
     assert_eq!(
         out,
-        [
-            0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58
-        ]
+        [0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58]
     );
     out.clear();
     encode_frame(&mut out, OpCode::Pong, b"Hello", mask);
     assert_eq!(
         out,
-        [
-            0x8a, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58
-        ]
+        [0x8a, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58]
     );
 }
 

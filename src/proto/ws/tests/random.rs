@@ -1,8 +1,8 @@
 //! Randomized no-panic tests: random and mutated inputs must give events or errors, never
 //! a panic, and the decoder's buffer must stay within its limit.
 
-use super::super::{ClientHandshake, Decoder, OpCode, encode_frame};
-use super::{XorShift, server_frame};
+use super::super::{encode_frame, ClientHandshake, Decoder, OpCode};
+use super::{server_frame, XorShift};
 
 /// A plausible server stream: valid frames (some fragmented), with the mask bit never set.
 fn valid_stream(rng: &mut XorShift) -> Vec<u8> {
