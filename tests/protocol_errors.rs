@@ -11,15 +11,33 @@ use common::{BadServer, Misbehaviour, ServiceConfig};
 
 fn check(what: Misbehaviour) {
     let server = BadServer::start(what);
-    let dir = pod_dir(&format!("bad-{}", format!("{what:?}").replace(['(', ')'], "-")));
+    let dir = pod_dir(&format!(
+        "bad-{}",
+        format!("{what:?}").replace(['(', ')'], "-")
+    ));
     let ctrl = Pod::start_ctrl(&dir, &ServiceConfig::default(), server.port(), &[]);
-    let mut pod = Pod { dir, ctrl, agent: None };
-    assert!(server.wait_connections(2, Duration::from_secs(20)), "{what:?}: ctrl did not dial again");
+    let mut pod = Pod {
+        dir,
+        ctrl,
+        agent: None,
+    };
+    assert!(
+        server.wait_connections(2, Duration::from_secs(20)),
+        "{what:?}: ctrl did not dial again"
+    );
     assert_eq!(pod.ctrl.try_wait().unwrap(), None, "{what:?}: ctrl exited");
     let codes = server.close_codes();
-    assert_eq!(codes[0], what.expected_close_code(), "{what:?}: close code (all: {codes:?})");
+    assert_eq!(
+        codes[0],
+        what.expected_close_code(),
+        "{what:?}: close code (all: {codes:?})"
+    );
     if what.is_bad_handshake() {
-        assert_eq!(server.frames_after_bad_handshake(), 0, "{what:?}: frames sent after a failed handshake");
+        assert_eq!(
+            server.frames_after_bad_handshake(),
+            0,
+            "{what:?}: frames sent after a failed handshake"
+        );
     }
 }
 

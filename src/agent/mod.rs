@@ -93,11 +93,16 @@ pub fn main(args: ExecArgs) -> i32 {
 /// Dials ctrl's socket until it answers or `timeout` passes (ctrl may start later).
 fn dial(path: &Path, timeout: Duration) -> io::Result<StdUnixStream> {
     let deadline = Instant::now() + timeout;
+    // Start eagerly (ctrl usually comes up within milliseconds), back off to 100 ms.
+    let mut pause = Duration::from_millis(1);
     loop {
         match StdUnixStream::connect(path) {
             Ok(s) => return Ok(s),
             Err(e) if Instant::now() >= deadline => return Err(e),
-            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+            Err(_) => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(100));
+            }
         }
     }
 }

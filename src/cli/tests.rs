@@ -499,7 +499,7 @@ fn random_command_lines_never_panic() {
         let n = (rng.next() % 8) as usize;
         let list: Vec<String> = (0..n)
             .map(|_| {
-                if rng.next() % 4 == 0 {
+                if rng.next().is_multiple_of(4) {
                     let len = (rng.next() % 6) as usize;
                     let bytes: Vec<u8> = (0..len)
                         .map(|_| b"-=_0xbt1 a"[(rng.next() % 10) as usize])

@@ -117,7 +117,6 @@ impl Ctrl {
                 )
             })?;
         let mut timers = Timers::default();
-        timers.set(Timer::Flush, now + setup.logs_period);
         timers.set(Timer::AgentDeadline, now + setup.unix_timeout);
         let queue = LogQueue::new(setup.logs_buffer_size, setup.logs_buffer_bytes);
         Ok(Ctrl {
@@ -222,6 +221,19 @@ impl Ctrl {
             self.queue.room()
         } else {
             ROOM_WHILE_DOWN
+        }
+    }
+
+    /// Flushes at most once per `-logsPeriod`, on the leading edge: the first line after
+    /// a quiet spell goes out at once, lines during a burst go out together when the
+    /// period ends (or when the queue is half full).
+    fn throttled_flush(&mut self, now: Instant) {
+        if self.queue.queued_len() == 0 {
+            return;
+        }
+        if !self.timers.is_armed(Timer::Flush) || self.queue.above_half() {
+            self.uplink.flush();
+            self.timers.set(Timer::Flush, now + self.setup.logs_period);
         }
     }
 
@@ -368,8 +380,10 @@ impl Ctrl {
     fn on_timer(&mut self, timer: Timer, now: Instant) {
         match timer {
             Timer::Flush => {
-                self.uplink.flush();
-                self.timers.set(Timer::Flush, now + self.setup.logs_period);
+                if self.queue.queued_len() > 0 {
+                    self.uplink.flush();
+                    self.timers.set(Timer::Flush, now + self.setup.logs_period);
+                }
             }
             Timer::BarrierResend => {
                 if let (Phase::Barrier { .. }, Some(name)) =
@@ -457,9 +471,7 @@ impl Handler for Ctrl {
         }
         let input = self.agent.advance(poll.registry(), self.agent_room());
         self.on_agent(input, now);
-        if self.queue.above_half() {
-            self.uplink.flush();
-        }
+        self.throttled_flush(now);
         self.uplink
             .advance(&mut self.net, poll.registry(), now, &mut self.queue);
         let mut acted = false;

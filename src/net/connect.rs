@@ -161,7 +161,8 @@ impl Connector {
                         if !self.endpoint.tls {
                             return Ok(Progress::Ready(Transport::Plain(stream)));
                         }
-                        let tls = TlsStream::new(stream, ctx.tls.clone(), &self.endpoint.host)
+                        let config = ctx.tls_config().map_err(|e| self.error(e))?;
+                        let tls = TlsStream::new(stream, config, &self.endpoint.host)
                             .map_err(|e| self.error(e.to_string()))?;
                         self.stage = Stage::Handshaking(Box::new(tls));
                     }

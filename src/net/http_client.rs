@@ -15,7 +15,7 @@ use crate::proto::http::{Collector, Response};
 const MAX_BODY: u64 = 1 << 20;
 
 enum Stage {
-    Connecting(Connector),
+    Connecting(Box<Connector>),
     Exchanging(Transport),
     Done,
 }
@@ -42,7 +42,7 @@ impl HttpExchange {
     ) -> HttpExchange {
         let connector = Connector::start(ctx, endpoint.clone(), token, now, timeout);
         HttpExchange {
-            stage: Stage::Connecting(connector),
+            stage: Stage::Connecting(Box::new(connector)),
             request,
             written: 0,
             collector: Collector::new(MAX_BODY, false),

@@ -47,16 +47,24 @@ impl fmt::Display for Endpoint {
 
 /// What every connection of a process shares: the TLS configuration and randomness.
 pub struct NetCtx {
-    pub tls: Arc<rustls::ClientConfig>,
+    tls: Option<Arc<rustls::ClientConfig>>,
     pub random: Random,
 }
 
 impl NetCtx {
     pub fn new() -> Result<NetCtx, String> {
         let random = Random::new().map_err(|e| format!("getrandom: {e}"))?;
-        Ok(NetCtx {
-            tls: transport::client_config()?,
-            random,
-        })
+        Ok(NetCtx { tls: None, random })
+    }
+
+    /// The TLS configuration, built on first use: loading the root store costs
+    /// milliseconds that a plain `ws://` task should not pay before its first message.
+    pub fn tls_config(&mut self) -> Result<Arc<rustls::ClientConfig>, String> {
+        if let Some(config) = &self.tls {
+            return Ok(config.clone());
+        }
+        let config = transport::client_config()?;
+        self.tls = Some(config.clone());
+        Ok(config)
     }
 }

@@ -39,7 +39,7 @@ pub enum WsEvent {
 }
 
 enum Stage {
-    Connecting(Connector),
+    Connecting(Box<Connector>),
     Handshake {
         transport: Transport,
         handshake: ClientHandshake,
@@ -78,7 +78,7 @@ impl WsClient {
         WsClient {
             token,
             request,
-            stage: Stage::Connecting(connector),
+            stage: Stage::Connecting(Box::new(connector)),
             rbuf: Vec::new(),
             wbuf: Vec::new(),
             wpos: 0,

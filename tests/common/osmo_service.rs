@@ -81,6 +81,8 @@ struct Shared {
     refresh_calls: AtomicUsize,
     /// Data frames received over all connections, for `cut_after`.
     frames_in: AtomicUsize,
+    /// When the first data frame was read off a socket (before decoding).
+    first_frame_at: Mutex<Option<Instant>>,
     /// Frame count after which to cut the link; 0 = never.
     cut_at: AtomicUsize,
     /// Mirrors `State::actions.len()` so connection threads need no lock to look.
@@ -167,6 +169,7 @@ impl OsmoService {
             finished: AtomicBool::new(false),
             refresh_calls: AtomicUsize::new(0),
             frames_in: AtomicUsize::new(0),
+            first_frame_at: Mutex::new(None),
             cut_at: AtomicUsize::new(0),
             queued_actions: AtomicUsize::new(0),
             next_seq: AtomicU64::new(0),
@@ -211,6 +214,16 @@ impl OsmoService {
     /// Decoded objects so far, including log lines not kept.
     pub fn message_count(&self) -> usize {
         self.shared.lock().decoded
+    }
+
+    /// When the first data frame arrived, read off the socket (latency without the
+    /// service's own decoding delay).
+    pub fn first_frame_at(&self) -> Option<Instant> {
+        *self
+            .shared
+            .first_frame_at
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     /// STDOUT and STDERR log objects so far.

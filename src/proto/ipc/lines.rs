@@ -29,19 +29,24 @@ impl std::error::Error for LineTooLong {}
 /// Lines holding only whitespace are skipped (JSON readers skip them too). The `\n` is
 /// not part of a line; a trailing `\r` is (JSON treats it as whitespace).
 ///
-/// ```ignore
+/// ```
+/// use sidewire::proto::ipc::{LineSplitter, Message};
+/// let mut splitter = LineSplitter::new(1 << 20);
+/// let chunk = b"{\"Type\":\"ExecFinished\"}\n{\"Type\":\"Mess";
+/// let mut kinds = Vec::new();
 /// let mut rest = &chunk[..];
 /// loop {
 ///     let (used, line) = splitter.push(rest);
 ///     rest = &rest[used..];
 ///     match line {
-///         Some(Ok(line)) => handle(Message::decode(line)),
-///         Some(Err(too_long)) => log(too_long),
+///         Some(Ok(line)) => kinds.push(Message::decode(line).unwrap().kind),
+///         Some(Err(too_long)) => panic!("{too_long}"),
 ///         None => break, // all of `chunk` used
 ///     }
 /// }
+/// assert_eq!(kinds.len(), 1);
 /// // At end of stream, a last line without `\n` (a peer may end that way):
-/// if let Some(line) = splitter.finish() { handle(Message::decode(line)) }
+/// assert_eq!(splitter.finish(), Some(&b"{\"Type\":\"Mess"[..]));
 /// ```
 #[derive(Debug)]
 pub struct LineSplitter {

@@ -18,6 +18,8 @@ use super::{unix_now, Shared};
 
 /// Read timeout while idle: bounds the delay of queued actions and batched records.
 const IDLE_POLL: Duration = Duration::from_millis(5);
+/// A frame arriving this long after the last hand-over is handed over alone.
+const QUIET: Duration = Duration::from_millis(2);
 /// Frames per batch handed to the decoders.
 const BATCH: usize = 256;
 /// Longest wait for the decoders to publish a connection's frames.
@@ -80,6 +82,7 @@ pub(super) fn serve_ws(shared: &Arc<Shared>, stream: TcpStream, deadline: Instan
         jobs,
         items: Vec::with_capacity(BATCH),
         last_seq: None,
+        last_submit: Instant::now(),
     };
     conn.run();
     conn.sync();
@@ -134,6 +137,9 @@ struct Conn<'a> {
     items: Vec<Item>,
     /// Sequence number of the last batch handed over.
     last_seq: Option<u64>,
+    /// When the last batch was handed over: a frame after a quiet spell goes alone, at
+    /// once, so the service's own delay does not hide the client's latency.
+    last_submit: Instant,
 }
 
 impl Conn<'_> {
@@ -173,8 +179,17 @@ impl Conn<'_> {
     /// Queues one data frame and performs `cut_after`; false ends the connection.
     fn on_frame(&mut self, item: impl FnOnce(usize) -> Item) -> bool {
         let n = self.shared.frames_in.fetch_add(1, Ordering::Relaxed) + 1;
+        if n == 1 {
+            let mut first = self
+                .shared
+                .first_frame_at
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            first.get_or_insert_with(Instant::now);
+        }
         self.items.push(item(n));
-        if self.items.len() >= BATCH {
+        let quiet = self.items.len() == 1 && self.last_submit.elapsed() >= QUIET;
+        if self.items.len() >= BATCH || quiet {
             self.submit();
         }
         let cut = self.shared.cut_at.load(Ordering::Relaxed);
@@ -223,6 +238,7 @@ impl Conn<'_> {
         if self.jobs.send(batch).is_ok() {
             self.last_seq = Some(seq);
         }
+        self.last_submit = Instant::now();
     }
 
     /// Hands buffered frames over and waits until all of them are published.
