@@ -198,3 +198,50 @@ fn init_prepares_empty_volumes_and_leaves_used_ones_alone() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("rsync"));
 }
+
+#[test]
+fn sigterm_to_a_run_reaches_the_command_and_its_code_is_the_runs() {
+    let dir = temp_dir("sigterm");
+    let script = "trap 'echo got-term; exit 5' TERM; echo ready; sleep 30 & wait";
+    let mut child = sidewire()
+        .arg("run")
+        .arg(format!("-workdir={}", dir.display()))
+        .args(["--", "sh", "-c", script])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("sidewire run");
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut first).unwrap();
+    assert!(first.ends_with("STDOUT: ready\n"), "{first}");
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(child.id() as i32).unwrap(),
+        rustix::process::Signal::TERM,
+    )
+    .unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(5), "{rest}");
+    assert!(rest.contains("STDOUT: got-term"), "{rest}");
+}
+
+#[test]
+fn the_output_folder_is_made_readable_after_the_command() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = temp_dir("readable");
+    let output = dir.join("output");
+    let script = format!(
+        "umask 077; mkdir -p {0}/d; echo x > {0}/d/secret",
+        output.display()
+    );
+    let out = run_task(&dir, &["sh", "-c", &script]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&output.join("d")), 0o755, "folders become a+rx");
+    assert_eq!(mode(&output.join("d/secret")), 0o644, "files become a+r");
+}

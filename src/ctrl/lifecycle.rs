@@ -166,8 +166,9 @@ impl Ctrl {
 
     fn finish(&mut self, code: i32) {
         let code = match (&self.setup.agent_child, self.child_status) {
-            // A local run exits with the command's code unless ctrl itself failed.
-            (Some(_), Some(status)) if code == 0 => status,
+            // A local run exits with the command's code unless ctrl itself failed (a
+            // signal that stopped the run ends the command too, so its code still tells).
+            (Some(_), Some(status)) if code == 0 || code > 128 => status,
             _ => code,
         };
         if self.setup.termination_log && code != 143 {
@@ -182,6 +183,16 @@ impl Ctrl {
                 self.reap_child(now);
             } else {
                 eprintln!("ctrl: signal {sig}: delivering queued logs, then exiting");
+                // A local run's agent is our child: pass the signal on so the command
+                // (in its own process group) is stopped too, not orphaned.
+                if let Some(child) = &self.setup.agent_child {
+                    if let (Some(pid), Some(signal)) = (
+                        rustix::process::Pid::from_raw(child.id() as i32),
+                        rustix::process::Signal::from_named_raw(sig),
+                    ) {
+                        let _ = rustix::process::kill_process(pid, signal);
+                    }
+                }
                 self.drain(128 + sig, now);
             }
         }
