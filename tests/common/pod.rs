@@ -30,8 +30,17 @@ pub fn pod_dir(name: &str) -> PathBuf {
 impl Pod {
     /// Starts ctrl with the flags a real pod passes, plus `extra`.
     pub fn start_ctrl(dir: &Path, cfg: &ServiceConfig, port: u16, extra: &[&str]) -> Child {
+        Pod::ctrl_command(dir, cfg, port, extra)
+            .spawn()
+            .expect("start osmo_ctrl")
+    }
+
+    /// The command [`start_ctrl`](Self::start_ctrl) runs (writing the token file it
+    /// names), for a test that also sets the environment or captures stderr.
+    pub fn ctrl_command(dir: &Path, cfg: &ServiceConfig, port: u16, extra: &[&str]) -> Command {
         std::fs::write(dir.join("refresh_token"), &cfg.refresh_token).expect("token file");
-        Command::new(dir.join("osmo_ctrl"))
+        let mut command = Command::new(dir.join("osmo_ctrl"));
+        command
             .args(["-socketPath", &dir.join("ctrl.sock").display().to_string()])
             .args(["-host", "127.0.0.1", "-port", &port.to_string()])
             .args([
@@ -50,9 +59,8 @@ impl Pod {
             .args(["-outputPath", &dir.join("output").display().to_string()])
             .args(extra)
             .env("SIDEWIRE_TERMINATION_LOG", dir.join("termination-log"))
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start osmo_ctrl")
+            .stdout(Stdio::null());
+        command
     }
 
     /// Starts the agent running `sh -c script`; its stdout is captured.
