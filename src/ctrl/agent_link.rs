@@ -31,6 +31,8 @@ pub struct AgentLink {
     wbuf: Vec<u8>,
     /// The read budget ran out with bytes possibly left in the socket.
     more: bool,
+    /// An agent connected at some point (it may have left since).
+    ever_connected: bool,
 }
 
 /// What one `advance` found.
@@ -71,6 +73,7 @@ impl AgentLink {
             pending: Vec::new(),
             wbuf: Vec::new(),
             more: false,
+            ever_connected: false,
         })
     }
 
@@ -78,9 +81,9 @@ impl AgentLink {
         self.conn.is_some()
     }
 
-    /// Everything sent was written to the socket.
-    pub fn is_flushed(&self) -> bool {
-        self.wbuf.is_empty()
+    /// An agent connected and everything sent to it was written (or it left).
+    pub fn has_heard_everything(&self) -> bool {
+        self.ever_connected && self.wbuf.is_empty()
     }
 
     /// Work is left that no event will announce (given room for it).
@@ -101,6 +104,8 @@ impl AgentLink {
                 if let Some(mut conn) = self.conn.take() {
                     let _ = registry.deregister(&mut conn);
                 }
+                // Nobody is left to read what was queued.
+                self.wbuf.clear();
                 input.lost = Some(why);
             }
         }
@@ -115,6 +120,7 @@ impl AgentLink {
             if let Some(mut conn) = self.conn.take() {
                 let _ = registry.deregister(&mut conn);
             }
+            self.wbuf.clear();
         }
     }
 
@@ -131,6 +137,7 @@ impl AgentLink {
                         .is_ok()
                     {
                         self.conn = Some(conn);
+                        self.ever_connected = true;
                         self.lines = LineSplitter::new(MAX_LINE);
                         input.connected = true;
                     }

@@ -456,8 +456,7 @@ impl Ctrl {
                 let delivered = self.queue.is_drained() || self.uplink_gone;
                 // An agent still waiting for ExecStart must hear CtrlFailed, or it would
                 // wait for a start that never comes.
-                let agent_told =
-                    self.exec_started || (self.agent.is_connected() && self.agent.is_flushed());
+                let agent_told = self.exec_started || self.agent.has_heard_everything();
                 let child_done = self.setup.agent_child.is_none() || self.child_status.is_some();
                 if delivered && agent_told && child_done {
                     self.uplink.stop(&mut self.net, poll.registry(), now);

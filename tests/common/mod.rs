@@ -9,6 +9,7 @@ pub mod http_raw;
 pub mod osmo_service;
 pub mod pod;
 pub mod tcp_server;
+pub mod tls_service;
 pub mod ws_raw;
 
 // Not every test binary uses both servers.

@@ -35,6 +35,9 @@ pub struct ResponseParser {
     /// Whether any byte of the current response was seen, to tell a
     /// connection dropped while idle from one dropped mid-head.
     seen_bytes: bool,
+    /// How many bytes at the front of the current head were already searched
+    /// for its end, so each call searches only what is new.
+    head_scanned: usize,
 }
 
 impl ResponseParser {
@@ -47,6 +50,7 @@ impl ResponseParser {
             state: State::Head,
             keep_alive: true,
             seen_bytes: false,
+            head_scanned: 0,
         }
     }
 
@@ -169,14 +173,21 @@ impl ResponseParser {
 
     /// Parses one head from the front of `buf`: its length, the head, and
     /// whether it is HTTP/1.0.
-    fn parse_head(&self, buf: &[u8]) -> Result<Option<(usize, ResponseHead, bool)>, HttpError> {
+    fn parse_head(&mut self, buf: &[u8]) -> Result<Option<(usize, ResponseHead, bool)>, HttpError> {
         let max = self.limits.max_head;
         let window = buf.get(..max).unwrap_or(buf);
         let too_large = HttpError::HeadTooLarge { limit: max };
-        // The head is re-parsed from its start on each call, so only try
-        // once its end may be there: that keeps byte-at-a-time input linear.
-        let may_end =
-            window.windows(2).any(|w| w == b"\n\n") || window.windows(3).any(|w| w == b"\n\r\n");
+        // The head is re-parsed from its start, so only try once a blank line
+        // (its end) may be there, looking only at bytes not searched before:
+        // that keeps input trickling in, and a run of 1xx heads, linear. The
+        // last two searched bytes may start a blank line, so they are redone;
+        // a buffer shorter than before (not the contract) is searched whole.
+        let from = match self.head_scanned {
+            n if n <= window.len() => n.saturating_sub(2),
+            _ => 0,
+        };
+        let may_end = has_blank_line(window.get(from..).unwrap_or_default());
+        self.head_scanned = window.len();
         if !may_end {
             return if buf.len() >= max && !buf.is_empty() {
                 Err(too_large)
@@ -187,7 +198,10 @@ impl ResponseParser {
         let mut headers = vec![httparse::EMPTY_HEADER; self.limits.max_headers];
         let mut response = httparse::Response::new(&mut headers);
         let used = match response.parse(window) {
-            Ok(httparse::Status::Complete(used)) => used,
+            Ok(httparse::Status::Complete(used)) => {
+                self.head_scanned = 0;
+                used
+            }
             Ok(httparse::Status::Partial) if buf.len() >= max => return Err(too_large),
             Ok(httparse::Status::Partial) => return Ok(None),
             Err(httparse::Error::TooManyHeaders) => {
@@ -270,6 +284,14 @@ impl ResponseParser {
             }
         }
     }
+}
+
+/// Whether `bytes` holds a blank line (`\n\n` or `\n\r\n`), without which
+/// no head can be complete. Stops at the first one.
+fn has_blank_line(bytes: &[u8]) -> bool {
+    bytes.iter().enumerate().any(|(i, &b)| {
+        b == b'\n' && matches!(bytes.get(i + 1..), Some([b'\n', ..] | [b'\r', b'\n', ..]))
+    })
 }
 
 /// The comma-separated list members of every `name` field, trimmed, with

@@ -316,4 +316,5 @@ fn collector_gathers_whole_responses() {
 }
 
 mod errors;
+mod heads;
 mod request;
