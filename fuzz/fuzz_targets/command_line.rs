@@ -76,7 +76,9 @@ fuzz_target!(|data: &[u8]| {
             assert!(c.logs_period >= Duration::from_millis(1));
             assert!(c.logs_buffer_size >= 1 && c.logs_buffer_bytes >= 1);
             let far = [c.timeout, c.unix_timeout, c.exec_timeout, c.data_timeout];
-            assert!(far.iter().all(|d| *d <= Duration::from_nanos(i64::MAX as u64)));
+            assert!(far
+                .iter()
+                .all(|d| *d <= Duration::from_nanos(i64::MAX as u64)));
         }
         Err(e) => check_error(&e),
     }

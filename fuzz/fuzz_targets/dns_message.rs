@@ -55,7 +55,10 @@ fuzz_target!(|data: &[u8]| {
     for rtype in [RecordType::A, RecordType::Aaaa] {
         if let Ok(answer) = parse_response(data, "example.com", rtype) {
             assert!(answer.addrs.len() <= 64);
-            assert!(answer.addrs.iter().all(|a| a.is_ipv4() == (rtype == RecordType::A)));
+            assert!(answer
+                .addrs
+                .iter()
+                .all(|a| a.is_ipv4() == (rtype == RecordType::A)));
             assert!(!answer.addrs.is_empty() || answer.min_ttl == 0);
             assert!(answer.min_ttl <= i32::MAX as u32);
         }
@@ -69,13 +72,19 @@ fuzz_target!(|data: &[u8]| {
     let name = String::from_utf8_lossy(data);
     for rtype in [RecordType::A, RecordType::Aaaa] {
         round_trip(&name, rtype, id);
-        round_trip(name.trim_matches(|c: char| !c.is_ascii_graphic()), rtype, id);
+        round_trip(
+            name.trim_matches(|c: char| !c.is_ascii_graphic()),
+            rtype,
+            id,
+        );
     }
 
     // A lookup receiving the input as its server's answer. The query ids are taken from the
     // input's first two bytes so the answer can pass the id check and reach the parser.
     let conf = ResolvConf::parse("nameserver 192.0.2.53\nsearch example.net\n");
-    let Some(&server) = conf.nameservers.first() else { return };
+    let Some(&server) = conf.nameservers.first() else {
+        return;
+    };
     let mut ids = move || id;
     let now = Instant::now();
     let mut lookup = Lookup::new("example.com", &conf, &Hosts::default(), now, &mut ids);

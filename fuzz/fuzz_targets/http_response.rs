@@ -17,7 +17,9 @@ const LIMITS: Limits = Limits {
 enum Item {
     Head(ResponseHead),
     Body(Vec<u8>),
-    Done { keep_alive: bool },
+    Done {
+        keep_alive: bool,
+    },
     Failed(HttpError),
     /// What `eof` said once all input was read.
     Eof(Option<bool>),

@@ -85,13 +85,22 @@ fuzz_target!(|data: &[u8]| {
     let cut = usize::from(first);
     let size = usize::from(first % 16) + 1;
     for max in [usize::from(first % 64), 4096] {
-        assert_eq!(split(data, max, cut, size), expected(data, max), "limit {max}");
+        assert_eq!(
+            split(data, max, cut, size),
+            expected(data, max),
+            "limit {max}"
+        );
     }
 
     // The output fast path writes the same line as encoding the message, and that line
     // decodes to the (repaired) text.
     let text = replace_invalid_utf8(data);
-    for kind in [MsgType::MessageOut, MsgType::MessageErr, MsgType::MessageOps, MsgType::ExecFailed] {
+    for kind in [
+        MsgType::MessageOut,
+        MsgType::MessageErr,
+        MsgType::MessageOps,
+        MsgType::ExecFailed,
+    ] {
         let mut line = Vec::new();
         encode_output_line(&mut line, kind.clone(), data);
         let mut m = Message::new(kind.clone());

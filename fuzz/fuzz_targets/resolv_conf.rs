@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
 use sidewire::proto::dns::resolv_conf::{MAX_ATTEMPTS, MAX_NDOTS, MAX_SEARCH, MAX_TIMEOUT_SECS};
-use sidewire::proto::dns::{Hosts, Lookup, ResolveError, ResolvConf, Step};
+use sidewire::proto::dns::{Hosts, Lookup, ResolvConf, ResolveError, Step};
 
 /// How the fake servers behave.
 #[derive(Clone, Copy, PartialEq)]
@@ -65,7 +65,10 @@ fuzz_target!(|data: &[u8]| {
     assert!(!conf.nameservers.is_empty() && conf.nameservers.len() <= 3);
     assert!(conf.nameservers.iter().all(|s| s.port() == 53));
     assert!(conf.search.len() <= MAX_SEARCH);
-    assert!(conf.search.iter().all(|s| !s.is_empty() && !s.ends_with('.')));
+    assert!(conf
+        .search
+        .iter()
+        .all(|s| !s.is_empty() && !s.ends_with('.')));
     assert!(conf.ndots <= MAX_NDOTS);
     assert!((1..=MAX_ATTEMPTS).contains(&conf.attempts));
     assert!(conf.timeout >= Duration::from_secs(1));
@@ -76,7 +79,10 @@ fuzz_target!(|data: &[u8]| {
     for name in ["svc", "a.b.c", "svc."] {
         let (silent, sent) = resolve(name, &conf, Servers::Silent);
         assert_eq!(silent, Err(ResolveError::Timeout(name.to_owned())));
-        assert_eq!(sent, conf.nameservers.len() * usize::from(conf.attempts) * 2);
+        assert_eq!(
+            sent,
+            conf.nameservers.len() * usize::from(conf.attempts) * 2
+        );
         let (denied, _) = resolve(name, &conf, Servers::NxDomain);
         assert_eq!(denied, Err(ResolveError::NotFound(name.to_owned())));
     }

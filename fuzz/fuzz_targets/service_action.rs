@@ -12,9 +12,8 @@ use sidewire::proto::osmo::{
 
 /// An action as the service would send it: canonical keys, every field the action uses.
 fn to_json(action: &Action) -> Value {
-    let session = |s: &Session| {
-        json!({"router_address": s.router_address, "key": s.key, "cookie": s.cookie})
-    };
+    let session =
+        |s: &Session| json!({"router_address": s.router_address, "key": s.key, "cookie": s.cookie});
     let (name, mut obj) = match action {
         Action::LogDone => ("log_done", json!({})),
         Action::Barrier => ("barrier", json!({})),
@@ -89,7 +88,10 @@ fn days_from_civil(y: i128, m: i128, d: i128) -> i128 {
 }
 
 fn number(s: &str) -> i128 {
-    assert!(s.bytes().all(|b| b.is_ascii_digit()), "{s:?} is not a number");
+    assert!(
+        s.bytes().all(|b| b.is_ascii_digit()),
+        "{s:?} is not a number"
+    );
     s.parse().unwrap()
 }
 
@@ -102,8 +104,24 @@ fn parse_date_time(s: &str, sep: char) -> i128 {
     let [hh, mm, ss]: [&str; 3] = time.split(':').collect::<Vec<_>>().try_into().unwrap();
     let (y, m, d) = (number(y), number(m), number(d));
     let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
-    let month_days = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
-    assert!((1..=12).contains(&m) && d >= 1 && d <= month_days[(m - 1) as usize], "{s}");
+    let month_days = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    assert!(
+        (1..=12).contains(&m) && d >= 1 && d <= month_days[(m - 1) as usize],
+        "{s}"
+    );
     let (hh, mm, ss) = (number(hh), number(mm), number(ss));
     assert!(hh < 24 && mm < 60 && ss < 60, "{s}");
     days_from_civil(y, m, d) * 86_400 + hh * 3600 + mm * 60 + ss
@@ -119,7 +137,10 @@ fn parse_rfc3339(s: &str) -> i128 {
             0
         }
         Some(digits) => {
-            assert!((1..=9).contains(&digits.len()) && !digits.ends_with('0'), "{s}");
+            assert!(
+                (1..=9).contains(&digits.len()) && !digits.ends_with('0'),
+                "{s}"
+            );
             number(&format!("{digits:0<9}"))
         }
     };
@@ -145,7 +166,10 @@ fn time(u: &mut Unstructured) -> Option<(SystemTime, i128)> {
     };
     let t = whole?.checked_add(Duration::from_nanos(nanos.into()))?;
     let exact = i128::from(secs) * NANOS + i128::from(nanos);
-    Some((t, exact.clamp(MIN_SECS * NANOS, MAX_SECS * NANOS + NANOS - 1)))
+    Some((
+        t,
+        exact.clamp(MIN_SECS * NANOS, MAX_SECS * NANOS + NANOS - 1),
+    ))
 }
 
 fn decode(payload: &[u8]) -> Map<String, Value> {
@@ -180,13 +204,19 @@ fn check_encoders(data: &[u8]) {
     encode_log(&mut out, &source, t, &line, io);
     let m = decode(&out);
     assert_eq!(m.len(), 4);
-    assert_eq!((&m["Source"], &m["Text"], &m["IOType"]), (&json!(source), &json!(line), &json!(io.as_str())));
+    assert_eq!(
+        (&m["Source"], &m["Text"], &m["IOType"]),
+        (&json!(source), &json!(line), &json!(io.as_str()))
+    );
     assert_eq!(parse_rfc3339(m["Time"].as_str().unwrap()), shown);
 
     let name = text(&mut u);
     out.clear();
     encode_barrier(&mut out, &name);
-    assert_eq!(Value::Object(decode(&out)), json!({"Name": name, "Count": -1, "IOType": "BARRIER"}));
+    assert_eq!(
+        Value::Object(decode(&out)),
+        json!({"Name": name, "Count": -1, "IOType": "BARRIER"})
+    );
 
     let Some((start, start_shown)) = time(&mut u) else {
         return;
@@ -197,10 +227,14 @@ fn check_encoders(data: &[u8]) {
     let ms = |ns: i128| ns.div_euclid(1_000_000) * 1_000_000;
     let check_envelope = |m: &Map<String, Value>, kind: &str| {
         assert_eq!(m.len(), 5);
-        assert_eq!((&m["Source"], &m["IOType"], &m["MetricType"]), (&json!(source), &json!("METRICS"), &json!(kind)));
+        assert_eq!(
+            (&m["Source"], &m["IOType"], &m["MetricType"]),
+            (&json!(source), &json!("METRICS"), &json!(kind))
+        );
         assert_eq!(parse_rfc3339(m["Time"].as_str().unwrap()), shown);
         let metric = m["Metric"].as_object().expect("Metric is an object");
-        let times = [&metric["start_time"], &metric["end_time"]].map(|v| parse_metric_time(v.as_str().unwrap()));
+        let times = [&metric["start_time"], &metric["end_time"]]
+            .map(|v| parse_metric_time(v.as_str().unwrap()));
         assert_eq!(times, [ms(start_shown), ms(end_shown)]);
         metric.clone()
     };
@@ -218,7 +252,10 @@ fn check_encoders(data: &[u8]) {
     encode_group_metric(&mut out, &source, t, &group);
     let metric = check_envelope(&decode(&out), "group_metrics");
     assert_eq!(metric.len(), 4);
-    assert_eq!((&metric["retry_id"], &metric["type_of_metrics"]), (&json!(group.retry_id), &json!(group.kind.as_str())));
+    assert_eq!(
+        (&metric["retry_id"], &metric["type_of_metrics"]),
+        (&json!(group.retry_id), &json!(group.kind.as_str()))
+    );
 
     let task = TaskIoMetric {
         retry_id: text(&mut u),
@@ -275,7 +312,10 @@ fuzz_target!(|data: &[u8]| {
     let time = UNIX_EPOCH + Duration::from_nanos(1_700_000_000_123_456_789);
     encode_log(&mut out, "task", time, &line, IoType::Stdout);
     let m = decode(&out);
-    assert_eq!((&m["Text"], &m["Time"]), (&json!(line), &json!("2023-11-14T22:13:20.123456789Z")));
+    assert_eq!(
+        (&m["Text"], &m["Time"]),
+        (&json!(line), &json!("2023-11-14T22:13:20.123456789Z"))
+    );
 
     check_encoders(data);
 });

@@ -15,11 +15,16 @@ fn check_error(e: &impl std::fmt::Display, spec: &str) {
     while !spec.is_char_boundary(end) {
         end -= 1;
     }
-    assert!(message.contains(&format!("{:?}", &spec[..end])), "{message}");
+    assert!(
+        message.contains(&format!("{:?}", &spec[..end])),
+        "{message}"
+    );
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(s) = std::str::from_utf8(data) else { return };
+    let Ok(s) = std::str::from_utf8(data) else {
+        return;
+    };
     // Each spec is rebuilt from its fields: parsing loses nothing.
     match parse_input(s) {
         Ok(spec) => {

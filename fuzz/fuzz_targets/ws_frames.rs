@@ -54,7 +54,10 @@ fn decode(max_message: usize, stream: &[u8], sizes: &[u8]) -> Transcript {
             }
         }
     }
-    Transcript { events, end: Ok(()) }
+    Transcript {
+        events,
+        end: Ok(()),
+    }
 }
 
 fn check_event(event: &Event, max_message: usize) {

@@ -6,7 +6,9 @@ use sidewire::proto::ws::{ClientHandshake, HandshakeError, MAX_HEAD};
 /// only as line ends, a blank line only at the end, one line per header written.
 fn check_request(host: &str, target: &str, headers: &[(&str, &str)]) {
     let (_, req) = ClientHandshake::new(host, target, headers, [7; 16]);
-    let text = req.strip_suffix(b"\r\n").expect("request ends with a blank line");
+    let text = req
+        .strip_suffix(b"\r\n")
+        .expect("request ends with a blank line");
     let mut lines: Vec<&[u8]> = text.split(|&b| b == b'\n').collect();
     assert_eq!(lines.pop(), Some(&b""[..]));
     for line in &lines {
@@ -20,7 +22,10 @@ fn check_request(host: &str, target: &str, headers: &[(&str, &str)]) {
     // Request line, five headers of its own, then the caller's headers that were kept.
     assert!(lines.len() >= 6 && lines.len() <= 6 + headers.len());
     for line in &lines[1..] {
-        let colon = line.iter().position(|&b| b == b':').expect("header has a name");
+        let colon = line
+            .iter()
+            .position(|&b| b == b':')
+            .expect("header has a name");
         assert!(colon > 0 && line[..colon].iter().all(|b| b.is_ascii_graphic()));
     }
 }

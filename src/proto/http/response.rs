@@ -177,18 +177,19 @@ impl ResponseParser {
         let max = self.limits.max_head;
         let window = buf.get(..max).unwrap_or(buf);
         let too_large = HttpError::HeadTooLarge { limit: max };
-        // The head is re-parsed from its start, so only try once a blank line
-        // (its end) may be there, looking only at bytes not searched before:
-        // that keeps input trickling in, and a run of 1xx heads, linear. The
-        // last two searched bytes may start a blank line, so they are redone;
-        // a buffer shorter than before (not the contract) is searched whole.
+        // The head is re-parsed from its start, so it is only parsed once a
+        // blank line (its end) may be there. Bytes already searched without
+        // finding one are not searched again (the last two may start one, so
+        // they are redone): a head arriving byte by byte, and a run of 1xx
+        // heads, stay linear. Once one is found, each call parses, so an
+        // error shows whatever the reads. A buffer shorter than before (not
+        // the contract) is searched whole.
         let from = match self.head_scanned {
             n if n <= window.len() => n.saturating_sub(2),
             _ => 0,
         };
-        let may_end = has_blank_line(window.get(from..).unwrap_or_default());
-        self.head_scanned = window.len();
-        if !may_end {
+        if !has_blank_line(window.get(from..).unwrap_or_default()) {
+            self.head_scanned = window.len();
             return if buf.len() >= max && !buf.is_empty() {
                 Err(too_large)
             } else {
