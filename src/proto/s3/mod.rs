@@ -8,10 +8,10 @@
 
 mod request;
 mod sigv4;
-mod url;
-mod xml;
 #[cfg(test)]
 mod tests;
+mod url;
+mod xml;
 
 use std::fmt;
 
@@ -25,8 +25,8 @@ pub use url::{
     addressing_style, parse_store_url, resolve_target, AddressingStyle, StoreUrl, UrlError,
 };
 pub use xml::{
-    parse_complete, parse_error, parse_initiate, parse_list_objects_v2, parse_list_parts,
-    ListPage, ObjectEntry, PartEntry, PartsPage, S3Error, XmlError, MAX_KEY_LEN, MAX_PAGE_ENTRIES,
+    parse_complete, parse_error, parse_initiate, parse_list_objects_v2, parse_list_parts, ListPage,
+    ObjectEntry, PartEntry, PartsPage, S3Error, XmlError, MAX_KEY_LEN, MAX_PAGE_ENTRIES,
 };
 
 /// SHA-256 of the empty string, the payload hash of requests without a body.

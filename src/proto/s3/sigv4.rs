@@ -57,9 +57,9 @@ pub(super) fn canonical_query(query: &[(String, String)]) -> String {
 
 /// `YYYYMMDDTHHMMSSZ` for `now`, whole seconds, UTC.
 pub(super) fn amz_date(now: SystemTime) -> String {
-    let whole = now
-        .duration_since(UNIX_EPOCH)
-        .map_or(UNIX_EPOCH, |d| UNIX_EPOCH + Duration::from_secs(d.as_secs()));
+    let whole = now.duration_since(UNIX_EPOCH).map_or(UNIX_EPOCH, |d| {
+        UNIX_EPOCH + Duration::from_secs(d.as_secs())
+    });
     let mut iso = Vec::with_capacity(20);
     rfc3339_nanos(&mut iso, whole);
     iso.iter()

@@ -49,24 +49,46 @@ pub enum AddressingStyle {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum UrlError {
     /// A scheme this build does not transfer from (swift, azure, http, ...).
-    Unsupported { scheme: String },
+    Unsupported {
+        scheme: String,
+    },
     /// No `scheme://` and not an absolute path.
-    NotAUrl { url: String },
-    EmptyBucket { url: String },
-    BadBucket { bucket: String, what: String },
-    EmptyHost { url: String },
-    BadHost { host: String },
+    NotAUrl {
+        url: String,
+    },
+    EmptyBucket {
+        url: String,
+    },
+    BadBucket {
+        bucket: String,
+        what: String,
+    },
+    EmptyHost {
+        url: String,
+    },
+    BadHost {
+        host: String,
+    },
     /// `file://` with a host or a relative path.
-    BadFileUrl { url: String },
+    BadFileUrl {
+        url: String,
+    },
     /// The endpoint override is not `http(s)://host[:port][/]`; the value
     /// is not repeated since it may hold user info.
-    BadEndpoint { what: &'static str },
+    BadEndpoint {
+        what: &'static str,
+    },
     /// A local path was passed where an object store is needed.
     NotAnObjectStore,
     /// No region was given and none can be read from the host.
-    RegionRequired { host: String },
+    RegionRequired {
+        host: String,
+    },
     /// An addressing-style setting holds an unknown value.
-    BadAddressingStyle { setting: &'static str, value: String },
+    BadAddressingStyle {
+        setting: &'static str,
+        value: String,
+    },
 }
 
 impl fmt::Display for UrlError {
@@ -95,10 +117,9 @@ impl fmt::Display for UrlError {
                 f,
                 "no region configured and none can be read from host {host:?}"
             ),
-            UrlError::BadAddressingStyle { setting, value } => write!(
-                f,
-                "{setting} is {value:?}; expected virtual, path or auto"
-            ),
+            UrlError::BadAddressingStyle { setting, value } => {
+                write!(f, "{setting} is {value:?}; expected virtual, path or auto")
+            }
         }
     }
 }
@@ -272,9 +293,8 @@ pub fn resolve_target(
         StoreUrl::Tos { host, bucket, .. } => {
             let region = match region {
                 Some(r) => r,
-                None => tos_region(host).ok_or_else(|| UrlError::RegionRequired {
-                    host: host.clone(),
-                })?,
+                None => tos_region(host)
+                    .ok_or_else(|| UrlError::RegionRequired { host: host.clone() })?,
             };
             (bucket, host.clone(), region, AddressingStyle::Virtual)
         }
@@ -349,7 +369,9 @@ fn parse_endpoint(endpoint: &str) -> Result<(String, u16, bool), UrlError> {
     };
     let authority = rest.strip_suffix('/').unwrap_or(rest);
     if authority.contains('/') || authority.contains('?') || authority.contains('#') {
-        return Err(bad("it has a path or query (only http(s)://host[:port] is supported)"));
+        return Err(bad(
+            "it has a path or query (only http(s)://host[:port] is supported)",
+        ));
     }
     if authority.contains('@') {
         return Err(bad("it has user info"));
@@ -362,7 +384,11 @@ fn parse_endpoint(endpoint: &str) -> Result<(String, u16, bool), UrlError> {
         }
         let port = match after {
             "" => None,
-            _ => Some(after.strip_prefix(':').ok_or(bad("junk after the IPv6 host"))?),
+            _ => Some(
+                after
+                    .strip_prefix(':')
+                    .ok_or(bad("junk after the IPv6 host"))?,
+            ),
         };
         (addr, port)
     } else {

@@ -34,20 +34,50 @@ impl fmt::Display for S3Error {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum XmlError {
     /// Not well-formed XML (or a construct the reader refuses).
-    Malformed { offset: usize, what: &'static str },
+    Malformed {
+        offset: usize,
+        what: &'static str,
+    },
     /// Not well-formed XML, with the element names involved.
-    MalformedAt { offset: usize, what: String },
-    TooDeep { limit: usize },
-    TextTooLong { element: String, limit: usize },
-    KeyTooLong { len: usize },
-    TooManyEntries { element: &'static str, limit: usize },
+    MalformedAt {
+        offset: usize,
+        what: String,
+    },
+    TooDeep {
+        limit: usize,
+    },
+    TextTooLong {
+        element: String,
+        limit: usize,
+    },
+    KeyTooLong {
+        len: usize,
+    },
+    TooManyEntries {
+        element: &'static str,
+        limit: usize,
+    },
     /// The document is some other answer.
-    WrongRoot { expected: &'static str, found: String },
-    Missing { element: &'static str, within: &'static str },
-    BadNumber { element: &'static str, value: String },
-    BadBool { element: &'static str, value: String },
+    WrongRoot {
+        expected: &'static str,
+        found: String,
+    },
+    Missing {
+        element: &'static str,
+        within: &'static str,
+    },
+    BadNumber {
+        element: &'static str,
+        value: String,
+    },
+    BadBool {
+        element: &'static str,
+        value: String,
+    },
     /// `IsTruncated` is true but the element to continue from is missing.
-    TruncatedWithoutContinuation { element: &'static str },
+    TruncatedWithoutContinuation {
+        element: &'static str,
+    },
     /// The server answered with an error document.
     Service(S3Error),
 }
@@ -140,7 +170,8 @@ pub struct PartsPage {
 
 /// Reads a whole document whose root must be `root`, calling `on_close`
 /// with the path of the closed element's parent (root first), its name and
-/// its text. An `<Error>` root becomes [`XmlError::Service`].
+/// its text. An `<Error>` root (whatever `root` is) becomes
+/// [`XmlError::Service`].
 fn read_document(
     body: &[u8],
     root: &'static str,
@@ -151,10 +182,10 @@ fn read_document(
     loop {
         match reader.next()? {
             Event::Open(name) => {
+                if path.is_empty() && name == "Error" {
+                    return Err(XmlError::Service(read_error(&mut reader)?));
+                }
                 if path.is_empty() && name != root {
-                    if name == "Error" {
-                        return Err(XmlError::Service(read_error(&mut reader)?));
-                    }
                     return Err(XmlError::WrongRoot {
                         expected: root,
                         found: name.to_string(),
@@ -198,8 +229,9 @@ fn read_error(reader: &mut Reader<'_>) -> Result<S3Error, XmlError> {
     })
 }
 
-/// The error document in `body`, if it is one.
+/// The error document in `body`, if it is one (with a `<Code>`).
 pub fn parse_error(body: &[u8]) -> Option<S3Error> {
+    // Any other root is WrongRoot; only an <Error> root gives Service.
     match read_document(body, "Error", |_, _, _| Ok(())) {
         Err(XmlError::Service(e)) => Some(e),
         _ => None,
@@ -231,7 +263,11 @@ fn boolean(element: &'static str, text: &str) -> Result<bool, XmlError> {
     }
 }
 
-fn required<T>(value: Option<T>, element: &'static str, within: &'static str) -> Result<T, XmlError> {
+fn required<T>(
+    value: Option<T>,
+    element: &'static str,
+    within: &'static str,
+) -> Result<T, XmlError> {
     value.ok_or(XmlError::Missing { element, within })
 }
 
