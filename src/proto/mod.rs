@@ -5,6 +5,7 @@ pub mod dns;
 pub mod http;
 pub mod ipc;
 pub mod osmo;
+pub mod s3;
 pub mod spec;
 pub mod timefmt;
 pub mod ws;

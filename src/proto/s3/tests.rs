@@ -1,0 +1,4 @@
+mod request;
+mod sigv4;
+mod url;
+mod xml;
