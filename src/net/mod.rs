@@ -5,6 +5,7 @@
 
 pub mod connect;
 pub mod http_client;
+pub mod http_pool;
 pub mod transport;
 pub mod ws_client;
 
