@@ -11,6 +11,7 @@
 pub mod agent;
 pub mod cli;
 pub mod ctrl;
+pub mod data;
 pub mod init;
 pub mod local;
 pub mod net;

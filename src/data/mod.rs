@@ -1,0 +1,3 @@
+//! State that outlives one ctrl process: the crash-safe journal on the data volume.
+
+pub mod journal;
