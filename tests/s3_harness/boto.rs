@@ -13,7 +13,7 @@ s3 = boto3.client('s3', endpoint_url=os.environ['S3_ENDPOINT'],
     aws_access_key_id=os.environ['S3_ACCESS_KEY'],
     aws_secret_access_key=os.environ['S3_SECRET'], region_name='us-east-1',
     config=Config(s3={'addressing_style': os.environ.get('S3_STYLE', 'path')},
-                  retries={'max_attempts': 1, 'mode': 'standard'},
+                  retries={'total_max_attempts': 1, 'mode': 'standard'},
                   connect_timeout=5, read_timeout=30))
 def code(fn):
     try:

@@ -32,7 +32,10 @@ out = {'body': got['Body'].read().decode(), 'etag': got['ETag'],
     assert_eq!(out["body"], "hello");
     // Single-part ETag: the body's MD5 in quotes.
     assert_eq!(out["etag"], "\"5d41402abc4b2a76b9719d911017c592\"");
-    assert_eq!(out["keys"], serde_json::json!([["dir/a.txt", 5], ["dir/b.txt", 6]]));
+    assert_eq!(
+        out["keys"],
+        serde_json::json!([["dir/a.txt", 5], ["dir/b.txt", 6]])
+    );
     assert_eq!(
         std::fs::read(s.object_path("bkt", "dir/a.txt")).expect("object on disk"),
         b"hello"
@@ -45,7 +48,10 @@ out = {'body': got['Body'].read().decode(), 'etag': got['ETag'],
         "out = [code(lambda: s3.put_object(Bucket='bkt', Key='x', Body=b'x')), \
                 code(lambda: s3.get_object(Bucket='bkt', Key='dir/a.txt'))]",
     );
-    assert_eq!(refused, serde_json::json!(["SignatureDoesNotMatch", "SignatureDoesNotMatch"]));
+    assert_eq!(
+        refused,
+        serde_json::json!(["SignatureDoesNotMatch", "SignatureDoesNotMatch"])
+    );
     let unknown_key = boto::run(
         &s.endpoint(),
         "AKIDNOBODY",
