@@ -1,0 +1,14 @@
+//! Tests of the S3 test peers themselves: the real SigV4-checking server
+//! ([`common::s3_server`]), the fault-injecting proxy and the canned fake. The
+//! transfer engine's tests rely on these behaving exactly as asserted here.
+
+mod common;
+
+#[path = "s3_harness/boto.rs"]
+mod boto;
+#[path = "s3_harness/fake.rs"]
+mod fake;
+#[path = "s3_harness/proxy.rs"]
+mod proxy;
+#[path = "s3_harness/real_server.rs"]
+mod real_server;
