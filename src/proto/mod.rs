@@ -8,3 +8,4 @@ pub mod osmo;
 pub mod spec;
 pub mod timefmt;
 pub mod ws;
+pub mod yaml;
