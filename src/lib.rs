@@ -5,12 +5,14 @@
 //! - [`sys`]: thin wrappers around the few syscalls the codecs cannot make;
 //! - [`reactor`]: the `mio` loop's timers and signal plumbing;
 //! - [`net`]: drivers that move bytes between sockets and codecs (DNS, TCP, TLS, HTTP, WebSocket);
+//! - [`data`]: credential files and the regex filter of data specs;
 //! - [`ctrl`]: the sidecar; [`agent`]: the user-container side; [`local`]: `sidewire run`;
 //!   [`init`]: the init step; [`cli`]: command lines and dispatch.
 
 pub mod agent;
 pub mod cli;
 pub mod ctrl;
+pub mod data;
 pub mod init;
 pub mod local;
 pub mod net;
