@@ -297,14 +297,25 @@ impl CredentialFile {
     /// all, takes the keys from the environment; region, endpoint and addressing style
     /// come from the profile, else from the environment.
     pub fn select(&self, profile_key: &str, env: &AwsEnv) -> Result<DataCredential, CredError> {
-        let wanted = profile_key.trim_end_matches('/');
-        let entry = self.profiles.get(wanted).or_else(|| {
-            self.profiles
-                .iter()
-                .filter(|(key, _)| is_segment_prefix(key.trim_end_matches('/'), wanted))
-                .max_by_key(|(key, _)| key.trim_end_matches('/').len())
-                .map(|(_, entry)| entry)
-        });
+        let trimmed = |key: &str| key.trim_end_matches('/').len();
+        let wanted = &profile_key[..trimmed(profile_key)];
+        let entry = self
+            .profiles
+            .get(profile_key)
+            .or_else(|| {
+                let mut same = self
+                    .profiles
+                    .iter()
+                    .filter(|(key, _)| &key[..trimmed(key)] == wanted);
+                same.next().map(|(_, entry)| entry)
+            })
+            .or_else(|| {
+                self.profiles
+                    .iter()
+                    .filter(|(key, _)| is_segment_prefix(&key[..trimmed(key)], wanted))
+                    .max_by_key(|(key, _)| trimmed(key))
+                    .map(|(_, entry)| entry)
+            });
         let (access_key_id, secret_access_key, session_token) = match entry
             .and_then(|e| e.keys.clone())
         {

@@ -105,6 +105,16 @@ fn selects_the_profile_of_the_store() {
             .access_key_id,
         "AKIAEXAMPLE"
     );
+    // A profile written with a trailing slash (found by fuzzing: it was unreachable).
+    let slash = "auth:\n  data:\n    s3://b/:\n      access_key: k\n      access_key_id: slash\n";
+    let slash = CredentialFile::parse(Path::new("f"), slash).unwrap();
+    for key in ["s3://b/", "s3://b", "s3://b/x"] {
+        assert_eq!(
+            slash.select(key, &env_keys()).unwrap().access_key_id,
+            "slash",
+            "{key}"
+        );
+    }
     let azure = file.select("azure://acct", &AwsEnv::default()).unwrap();
     assert!(azure
         .secret_access_key
