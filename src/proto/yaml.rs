@@ -2,7 +2,8 @@
 //! files (PROTOCOL §6): nested block mappings by indentation, plain scalars (folded over
 //! several lines when long), single-quoted (`''` escape) and double-quoted (`\"`, `\\`,
 //! `\n`, `\t`, `\xNN`, `\uNNNN`, … escapes, `\` line continuations) scalars, `null`/`~`/empty
-//! values, `{}` and comments.
+//! values, `{}` and comments. A value may also start on the line after its key. Where PyYAML
+//! is laxer than YAML (a comment right after a closing quote) this follows PyYAML.
 //!
 //! Everything else (sequences, flow collections other than `{}`, anchors, aliases, tags,
 //! block scalars, complex keys, directives) is rejected with the line number. Errors never
@@ -130,7 +131,10 @@ pub fn parse(text: &str) -> Result<Value, YamlError> {
     };
     match p.peek_content()? {
         None => Ok(value),
-        Some((ln, _)) if is_marker(p.lines[ln], "...") => p.rest_is_blank(ln + 1).map(|_| value),
+        Some((ln, _)) if is_marker(p.lines[ln], "...") => {
+            p.expect_line_end(ln, 3)?;
+            p.rest_is_blank(ln + 1).map(|_| value)
+        }
         Some((ln, _)) => Err(err(ln, YamlProblem::BadIndent)),
     }
 }
@@ -267,6 +271,9 @@ impl<'a> Parser<'a> {
             b'[' | b'{' => return unsupported("flow collections are"),
             b'&' | b'*' => return unsupported("anchors and aliases are"),
             b'!' => return unsupported("tags are"),
+            b'%' | b'@' | b'`' | b',' | b']' | b'}' | b'|' | b'>' => {
+                return unsupported("a key starting with this character is")
+            }
             b'\'' | b'"' => {
                 let (key, end_ln, end) = self.quoted(ln, col)?;
                 if end_ln != ln {
@@ -305,20 +312,42 @@ impl<'a> Parser<'a> {
     ) -> Result<Value, YamlError> {
         let line = self.lines[ln];
         let rest = line[col..].trim_start_matches(is_blank);
-        let start = line.len() - rest.len();
-        let unsupported = |what| Err(err(ln, YamlProblem::Unsupported(what)));
-        if rest.is_empty() || rest.starts_with('#') {
-            self.pos = ln + 1;
-            return match self.peek_content()? {
-                Some((_, ind)) if ind > indent => Ok(Value::Map(self.mapping(ind, depth + 1)?)),
-                Some((next, ind))
-                    if ind == indent && is_sequence_entry(&self.lines[next][ind..]) =>
-                {
-                    Err(err(next, YamlProblem::Unsupported("sequences are")))
-                }
-                _ => Ok(Value::Null),
-            };
+        if !(rest.is_empty() || rest.starts_with('#')) {
+            return self.scalar(ln, line.len() - rest.len(), indent);
         }
+        // Nothing after the colon: a nested mapping, a value on the next (more indented)
+        // line, or null.
+        self.pos = ln + 1;
+        match self.peek_content()? {
+            Some((next, ind)) if ind > indent && self.is_mapping_entry(next, ind) => {
+                Ok(Value::Map(self.mapping(ind, depth + 1)?))
+            }
+            Some((next, ind)) if ind > indent => self.scalar(next, ind, indent),
+            Some((next, ind)) if ind == indent && is_sequence_entry(&self.lines[next][ind..]) => {
+                Err(err(next, YamlProblem::Unsupported("sequences are")))
+            }
+            _ => Ok(Value::Null),
+        }
+    }
+
+    /// Whether the line holds `key:` (plain or quoted key) at `col`.
+    fn is_mapping_entry(&self, ln: usize, col: usize) -> bool {
+        let line = self.lines[ln];
+        match line.as_bytes()[col] {
+            b'\'' | b'"' => self.quoted(ln, col).is_ok_and(|(_, end_ln, end)| {
+                let rest = line[end..].trim_start_matches(is_blank);
+                end_ln == ln
+                    && rest.starts_with(':')
+                    && matches!(rest.as_bytes().get(1), None | Some(b' ' | b'\t'))
+            }),
+            _ => plain_key_end(&line[col..]).is_some(),
+        }
+    }
+
+    /// A scalar (or `{}`) starting at `start` of line `ln`, in a mapping at `indent`.
+    fn scalar(&mut self, ln: usize, start: usize, indent: usize) -> Result<Value, YamlError> {
+        let rest = &self.lines[ln][start..];
+        let unsupported = |what| Err(err(ln, YamlProblem::Unsupported(what)));
         let next_is_blank = matches!(rest.as_bytes().get(1), None | Some(b' ' | b'\t'));
         match rest.as_bytes()[0] {
             b'\'' | b'"' => {
@@ -474,11 +503,12 @@ impl<'a> Parser<'a> {
         }
     }
 
-    /// After a closing quote or `{}`: only blanks and a comment may follow on the line.
+    /// After a closing quote, `{}` or `...`: only blanks and a comment may follow.
     fn expect_line_end(&self, ln: usize, col: usize) -> Result<(), YamlError> {
         let rest = &self.lines[ln][col..];
         let body = rest.trim_start_matches(is_blank);
-        if body.is_empty() || (body.starts_with('#') && body.len() < rest.len()) {
+        // YAML wants a blank before `#`; PyYAML reads `'v'# c` as a comment, and so do we.
+        if body.is_empty() || body.starts_with('#') {
             Ok(())
         } else {
             Err(err(ln, YamlProblem::TrailingText))

@@ -168,6 +168,14 @@ fn nulls_and_plain_text() {
     );
     assert_eq!(value_of("k: -5"), s("-5"));
     assert_eq!(value_of("k: 'v' # c"), s("v"));
+    // PyYAML also takes a comment right after a closing quote.
+    assert_eq!(value_of("k: 'v'# c"), s("v"));
+    // A value may sit on the lines after its key, more indented.
+    assert_eq!(value_of("k:\n  value\n"), s("value"));
+    assert_eq!(value_of("k:  # c\n  two\n  lines\n"), s("two lines"));
+    assert_eq!(value_of("k:\n  'q: x'\n"), s("q: x"));
+    assert_eq!(value_of("k:\n  {}\n"), map([]));
+    assert_eq!(value_of("k:\n  'q': x\n"), map([("q", s("x"))]));
     assert_eq!(value_of("\"k\" : {}"), map([]));
     assert_eq!(value_of("'k': {}  # empty"), map([]));
 }
@@ -221,6 +229,10 @@ fn rejects_what_is_outside_the_subset_with_its_line() {
     );
     assert_eq!(problem("? a\n: b"), (1, Unsupported("complex keys are")));
     assert_eq!(
+        problem("a: b\n`c: d"),
+        (2, Unsupported("a key starting with this character is"))
+    );
+    assert_eq!(
         problem("%YAML 1.1\n---\na: b"),
         (1, Unsupported("directives are"))
     );
@@ -248,7 +260,7 @@ fn rejects_what_is_outside_the_subset_with_its_line() {
     assert_eq!(problem("a: \"\\x+4\""), (1, BadEscape));
     assert_eq!(problem("a: \"\\ud800\""), (1, BadEscape));
     assert_eq!(problem("a: 'b' c"), (1, TrailingText));
-    assert_eq!(problem("a: 'b'# c"), (1, TrailingText));
+    assert_eq!(problem("a: b\n... c: d"), (2, TrailingText));
     assert_eq!(problem("a: {} x"), (1, TrailingText));
     assert_eq!(problem("a: b\nc: \u{1}"), (2, NonPrintable));
     assert_eq!(problem("a: b\rc: d"), (1, NonPrintable));
