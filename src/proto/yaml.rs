@@ -335,10 +335,12 @@ impl<'a> Parser<'a> {
         let line = self.lines[ln];
         match line.as_bytes()[col] {
             b'\'' | b'"' => self.quoted(ln, col).is_ok_and(|(_, end_ln, end)| {
-                let rest = line[end..].trim_start_matches(is_blank);
-                end_ln == ln
-                    && rest.starts_with(':')
-                    && matches!(rest.as_bytes().get(1), None | Some(b' ' | b'\t'))
+                // A quoted key sits on one line; `end` is on line `end_ln`.
+                end_ln == ln && {
+                    let rest = line[end..].trim_start_matches(is_blank);
+                    rest.starts_with(':')
+                        && matches!(rest.as_bytes().get(1), None | Some(b' ' | b'\t'))
+                }
             }),
             _ => plain_key_end(&line[col..]).is_some(),
         }

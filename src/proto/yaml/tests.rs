@@ -176,6 +176,16 @@ fn nulls_and_plain_text() {
     assert_eq!(value_of("k:\n  'q: x'\n"), s("q: x"));
     assert_eq!(value_of("k:\n  {}\n"), map([]));
     assert_eq!(value_of("k:\n  'q': x\n"), map([("q", s("x"))]));
+    // Found by fuzzing: a quoted value over lines, the first shorter than the last, is
+    // not a key (PyYAML: "mapping values are not allowed here").
+    assert_eq!(
+        value_of("k:\n  '\n     xxxxxxxxxxxx'\n"),
+        s(" xxxxxxxxxxxx")
+    );
+    assert_eq!(
+        parse("k:\n  '\n     xxxxxxxxxxxx':\n").map_err(|e| (e.line, e.problem)),
+        Err((3, YamlProblem::TrailingText))
+    );
     assert_eq!(value_of("\"k\" : {}"), map([]));
     assert_eq!(value_of("'k': {}  # empty"), map([]));
 }
