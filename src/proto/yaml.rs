@@ -32,15 +32,6 @@ pub enum Value {
     Map(Mapping),
 }
 
-impl Value {
-    pub fn as_map(&self) -> Option<&Mapping> {
-        match self {
-            Value::Map(m) => Some(m),
-            _ => None,
-        }
-    }
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum YamlProblem {
     TooLarge,
