@@ -5,6 +5,7 @@
 //! - [`sys`]: thin wrappers around the few syscalls the codecs cannot make;
 //! - [`reactor`]: the `mio` loop's timers and signal plumbing;
 //! - [`net`]: drivers that move bytes between sockets and codecs (DNS, TCP, TLS, HTTP, WebSocket);
+//! - [`data`]: credential files and the regex filter of data specs;
 //! - [`ctrl`]: the sidecar; [`agent`]: the user-container side; [`local`]: `sidewire run`;
 //!   [`init`]: the init step; [`cli`]: command lines and dispatch.
 

@@ -1,7 +1,9 @@
 //! The data plane: moving a task's inputs and outputs between its folders and object
 //! stores or shared filesystems, on its own thread, resumable from a journal.
 
+pub mod creds;
 pub mod file_store;
+pub mod filter;
 pub mod journal;
 pub mod plan;
 pub mod walk;

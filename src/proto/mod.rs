@@ -9,3 +9,4 @@ pub mod s3;
 pub mod spec;
 pub mod timefmt;
 pub mod ws;
+pub mod yaml;
