@@ -4,6 +4,8 @@
 
 mod common;
 
+#[path = "s3_harness/bench.rs"]
+mod bench;
 #[path = "s3_harness/boto.rs"]
 mod boto;
 #[path = "s3_harness/fake.rs"]

@@ -11,7 +11,7 @@ use std::thread::{self, JoinHandle};
 
 use hyper_util::rt::TokioIo;
 use s3s::auth::SimpleAuth;
-use s3s::host::SingleDomain;
+use s3s::host::MultiDomain;
 use s3s::service::S3ServiceBuilder;
 use tokio::sync::oneshot;
 
@@ -31,7 +31,8 @@ impl S3Server {
     }
 
     /// Like [`S3Server::start`], and also answers virtual-hosted-style requests whose
-    /// `Host` is `<bucket>.<domain>` (clients connect to 127.0.0.1 and send that Host).
+    /// `Host` is `<bucket>.<domain>:<port>` (clients connect to 127.0.0.1 and send
+    /// that Host); `Host: 127.0.0.1:<port>` stays path-style.
     pub fn start_with_domain(access_key: &str, secret: &str, domain: &str) -> S3Server {
         S3Server::launch(access_key, secret, Some(domain))
     }
@@ -46,26 +47,28 @@ impl S3Server {
         let _ = std::fs::remove_dir_all(&root);
         std::fs::create_dir_all(&root).expect("create the S3 data folder");
 
-        let fs = s3s_fs::FileSystem::new(&root).expect("s3s-fs over the data folder");
-        let mut builder = S3ServiceBuilder::new(fs);
-        builder.set_auth(SimpleAuth::from_single(access_key, secret));
-        if let Some(domain) = domain {
-            builder.set_host(SingleDomain::new(domain).expect("a valid S3 domain name"));
-        }
-        let service = builder.build();
-
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_io()
-            .enable_time()
-            .build()
-            .expect("tokio runtime for the S3 server");
         let std_listener =
             std::net::TcpListener::bind("127.0.0.1:0").expect("bind a port on 127.0.0.1");
         let addr: SocketAddr = std_listener.local_addr().expect("listener address");
         std_listener
             .set_nonblocking(true)
             .expect("non-blocking listener");
+        let fs = s3s_fs::FileSystem::new(&root).expect("s3s-fs over the data folder");
+        let mut builder = S3ServiceBuilder::new(fs);
+        builder.set_auth(SimpleAuth::from_single(access_key, secret));
+        if let Some(domain) = domain {
+            // s3s matches the Host header with its port; 127.0.0.1 stays path-style.
+            let port = addr.port();
+            let domains = [format!("{domain}:{port}"), format!("127.0.0.1:{port}")];
+            builder.set_host(MultiDomain::new(&domains).expect("valid S3 domain names"));
+        }
+        let service = builder.build();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_io()
+            .enable_time()
+            .build()
+            .expect("tokio runtime for the S3 server");
         let (stop, stopped) = oneshot::channel::<()>();
         let thread = thread::spawn(move || {
             runtime.block_on(async move {
