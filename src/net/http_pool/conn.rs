@@ -169,11 +169,14 @@ impl Conn {
         Some(match outcome {
             Ok(keep_alive) => {
                 // Bytes past the answer, or a request not wholly sent, leave the
-                // framing unknown: such a connection is not reused.
+                // framing unknown: such a connection is not reused. The probe also
+                // reads to WouldBlock, so a close already queued (which raises no
+                // further edge) is seen now rather than on the next request.
                 let keep = keep_alive
                     && !exchange.cut_short
                     && exchange.send_error.is_none()
-                    && self.filled == 0;
+                    && self.filled == 0
+                    && idle_check(transport, false).is_none();
                 self.reused = true;
                 self.idle_since = now;
                 let (id, result) = exchange.into_response();
@@ -417,7 +420,6 @@ impl Exchange {
         if io.rbuf.len() < BUF_SIZE {
             io.rbuf.resize(BUF_SIZE, 0);
         }
-        let endpoint = self.request.endpoint.clone();
         loop {
             let space = io.rbuf.get_mut(*io.filled..).unwrap_or_default();
             if space.is_empty() {
@@ -448,7 +450,10 @@ impl Exchange {
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
-                Err(e) => return Err(PoolError::Io(format!("{endpoint}: receive: {e}"))),
+                Err(e) => {
+                    let endpoint = &self.request.endpoint;
+                    return Err(PoolError::Io(format!("{endpoint}: receive: {e}")));
+                }
             }
         }
     }

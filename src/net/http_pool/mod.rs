@@ -60,8 +60,9 @@ pub enum ResponseSink {
 /// How much of a non-2xx body a [`ResponseSink::File`] request keeps.
 pub const ERROR_BODY_MAX: usize = 64 * 1024;
 
-/// One request for the pool.
-#[derive(Clone, Debug)]
+/// One request for the pool. Its Debug output leaves the head out: it carries the
+/// request's signature.
+#[derive(Clone)]
 pub struct PoolRequest {
     pub endpoint: Endpoint,
     /// The complete request head (request line to blank line), already signed.
@@ -73,6 +74,19 @@ pub struct PoolRequest {
     /// No byte moved in either direction for this long fails with
     /// [`PoolError::Timeout`]; also bounds opening the connection.
     pub idle_timeout: Duration,
+}
+
+impl fmt::Debug for PoolRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PoolRequest")
+            .field("endpoint", &self.endpoint)
+            .field("head", &format_args!("<{} bytes>", self.head.len()))
+            .field("body", &self.body)
+            .field("sink", &self.sink)
+            .field("head_request", &self.head_request)
+            .field("idle_timeout", &self.idle_timeout)
+            .finish()
+    }
 }
 
 /// A finished exchange.

@@ -4,6 +4,7 @@ mod server;
 
 use std::fs::File;
 use std::io::Write;
+use std::os::unix::fs::FileExt;
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -592,4 +593,80 @@ fn a_cancelled_request_is_not_reported() {
     driver.pool.cancel(queued, driver.poll.registry());
     assert_eq!(driver.pool.in_flight(), 0);
     assert!(driver.run().is_empty());
+}
+
+/// Loopback throughput of one 1 GiB upload (sendfile, to a server that discards) and
+/// one 1 GiB download (written in place with pwrite). Run once by hand:
+/// `cargo test --lib net::http_pool::tests::throughput -- --ignored --nocapture`.
+#[test]
+#[ignore = "moves 2 GiB; a figure for humans, not a check"]
+fn throughput_one_gib_each_way() {
+    const LEN: u64 = 1 << 30;
+    let source = TempFile::new("throughput-source", &[]);
+    let block = pattern(1 << 20);
+    for i in 0..(LEN >> 20) {
+        source
+            .file
+            .write_all_at(&block, i << 20)
+            .expect("write source");
+    }
+    let served = source.file.clone();
+    let server = Server::start(move |mut peer: Peer| {
+        while let Some(request) = peer.request_head() {
+            if request.method == "PUT" {
+                let received = peer.drain_exact(LEN);
+                assert_eq!(received, LEN);
+                peer.ok(b"");
+            } else {
+                peer.send(format!("HTTP/1.1 200 OK\r\nContent-Length: {LEN}\r\n\r\n").as_bytes());
+                let mut file = &*served;
+                std::io::copy(&mut file, &mut peer.stream).expect("serve the file");
+            }
+        }
+    });
+    let sink = TempFile::new("throughput-sink", &[]);
+    let mut driver = Driver::new(1);
+    let mut put = request(&server, "PUT", "/k", &format!("Content-Length: {LEN}\r\n"));
+    put.body = RequestBody::File {
+        file: source.file.clone(),
+        offset: 0,
+        len: LEN,
+    };
+    let started = Instant::now();
+    driver.submit(put);
+    ok(&driver.run()[0].1);
+    let put_secs = started.elapsed().as_secs_f64();
+    let mut get = request(&server, "GET", "/k", "");
+    get.sink = ResponseSink::File {
+        file: sink.file.clone(),
+        offset: 0,
+        max_len: LEN,
+    };
+    let started = Instant::now();
+    driver.submit(get);
+    assert_eq!(ok(&driver.run()[0].1).written, LEN);
+    let get_secs = started.elapsed().as_secs_f64();
+    let mb = LEN as f64 / 1e6;
+    println!(
+        "PUT 1 GiB (sendfile): {:.0} MB/s; GET 1 GiB (pwrite): {:.0} MB/s",
+        mb / put_secs,
+        mb / get_secs
+    );
+}
+
+#[test]
+fn debug_output_leaves_the_signed_head_out() {
+    let mut put = request(
+        &Server::start(|_| {}),
+        "PUT",
+        "/k",
+        "Authorization: AWS4 secret-sig\r\n",
+    );
+    put.body = RequestBody::Bytes(b"x".to_vec());
+    let shown = format!("{put:?}");
+    assert!(!shown.contains("secret-sig"), "{shown}");
+    assert!(
+        shown.contains(&format!("<{} bytes>", put.head.len())),
+        "{shown}"
+    );
 }
