@@ -149,21 +149,22 @@ impl Conn {
         let Some(exchange) = &mut self.exchange else {
             return idle_check(transport, now >= self.idle_since + idle_expiry);
         };
-        let outcome = if now >= exchange.last_progress + exchange.request.idle_timeout {
-            Err(PoolError::Timeout(exchange.request.idle_timeout))
-        } else {
-            let mut io = Io {
-                transport,
-                parser: &mut self.parser,
-                rbuf: &mut self.rbuf,
-                filled: &mut self.filled,
-                stats,
-            };
-            match exchange.pump(&mut io, now) {
-                Ok(None) => return None,
-                Ok(Some(keep_alive)) => Ok(keep_alive),
-                Err(e) => Err(e),
+        let mut io = Io {
+            transport,
+            parser: &mut self.parser,
+            rbuf: &mut self.rbuf,
+            filled: &mut self.filled,
+            stats,
+        };
+        // Bytes waiting count as progress even when the loop comes late, so the
+        // timeout is judged after moving them.
+        let outcome = match exchange.pump(&mut io, now) {
+            Ok(None) if now < exchange.last_progress + exchange.request.idle_timeout => {
+                return None
             }
+            Ok(None) => Err(PoolError::Timeout(exchange.request.idle_timeout)),
+            Ok(Some(keep_alive)) => Ok(keep_alive),
+            Err(e) => Err(e),
         };
         let exchange = self.exchange.take()?;
         Some(match outcome {

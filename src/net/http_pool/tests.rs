@@ -301,10 +301,12 @@ fn many_requests_share_few_keep_alive_connections() {
             assert_eq!(body.as_slice(), &data[i * 1000..i * 1000 + 2000]);
         }
     }
-    assert_eq!(server.connections(), 2, "connections opened at the server");
+    // Two connections unless the first answer came back before the second request
+    // was placed, in which case that request reused the first connection already.
     let stats = driver.pool.stats();
-    assert_eq!(stats.connections_opened, 2);
-    assert_eq!(stats.connections_reused, 38);
+    assert!((1..=2).contains(&stats.connections_opened), "{stats:?}");
+    assert_eq!(server.connections() as u64, stats.connections_opened);
+    assert_eq!(stats.connections_reused, 40 - stats.connections_opened);
 }
 
 #[test]
@@ -669,4 +671,22 @@ fn debug_output_leaves_the_signed_head_out() {
         shown.contains(&format!("<{} bytes>", put.head.len())),
         "{shown}"
     );
+}
+
+#[test]
+fn an_idle_connection_to_another_endpoint_makes_room() {
+    let serve = |mut peer: Peer| {
+        while peer.request().is_some() {
+            peer.ok(b"hi");
+        }
+    };
+    let (a, b) = (Server::start(serve), Server::start(serve));
+    let mut driver = Driver::new(1);
+    for server in [&a, &b, &a] {
+        driver.submit(request(server, "GET", "/", ""));
+    }
+    let results = driver.run();
+    assert!(results.iter().all(|(_, r)| ok(r).body == b"hi"));
+    assert_eq!((a.connections(), b.connections()), (2, 1));
+    assert_eq!(driver.pool.stats().connections_opened, 3);
 }
