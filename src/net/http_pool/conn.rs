@@ -106,6 +106,7 @@ impl Conn {
     pub(super) fn deadline(&self, idle_expiry: Duration) -> Instant {
         match (&self.stage, &self.exchange) {
             (Stage::Connecting(c), _) => c.deadline(),
+            (Stage::Open(_), Some(e)) if e.budget_spent => e.last_progress,
             (Stage::Open(_), Some(e)) => e.last_progress + e.request.idle_timeout,
             (Stage::Open(_), None) => self.idle_since + idle_expiry,
         }
@@ -127,6 +128,7 @@ impl Conn {
         registry: &Registry,
         now: Instant,
         idle_expiry: Duration,
+        budget: u64,
         stats: &mut PoolStats,
     ) -> Option<Finish> {
         if let Stage::Connecting(c) = &mut self.stage {
@@ -154,6 +156,7 @@ impl Conn {
             parser: &mut self.parser,
             rbuf: &mut self.rbuf,
             filled: &mut self.filled,
+            budget,
             stats,
         };
         // Bytes waiting count as progress even when the loop comes late, so the
@@ -223,6 +226,8 @@ struct Io<'a> {
     parser: &'a mut ResponseParser,
     rbuf: &'a mut Vec<u8>,
     filled: &'a mut usize,
+    /// The most bytes to move each way in this drive.
+    budget: u64,
     stats: &'a mut PoolStats,
 }
 
@@ -268,6 +273,8 @@ struct Exchange {
     body: Vec<u8>,
     written: u64,
     last_progress: Instant,
+    /// The last drive stopped at its byte budget rather than at `WouldBlock`.
+    budget_spent: bool,
 }
 
 impl Exchange {
@@ -289,6 +296,7 @@ impl Exchange {
             body: Vec::new(),
             written: 0,
             last_progress: now,
+            budget_spent: false,
         }
     }
 
@@ -309,6 +317,7 @@ impl Exchange {
     /// Sends and receives until the socket would block. `Ok(Some(keep_alive))` once
     /// the response is complete.
     fn pump(&mut self, io: &mut Io<'_>, now: Instant) -> Result<Option<bool>, PoolError> {
+        self.budget_spent = false;
         if self.sending {
             if let Err(e) = self.send(io, now) {
                 match e {
@@ -327,10 +336,16 @@ impl Exchange {
     }
 
     fn send(&mut self, io: &mut Io<'_>, now: Instant) -> Result<(), SendError> {
+        let mut moved = 0;
         loop {
+            let allowance = io.budget.saturating_sub(moved);
+            if allowance == 0 {
+                self.budget_spent = true;
+                break;
+            }
             let head_rest = self.request.head.get(self.head_sent..).unwrap_or_default();
             let step = if head_rest.is_empty() {
-                self.send_body(io)
+                self.send_body(io, allowance)
             } else {
                 let n = io.transport.write(head_rest).map_err(|e| self.socket(e))?;
                 self.head_sent += n;
@@ -339,6 +354,7 @@ impl Exchange {
             match step {
                 Ok(Some(n)) => {
                     io.stats.bytes_sent += n as u64;
+                    moved += n as u64;
                     self.last_progress = now;
                 }
                 Ok(None) => {
@@ -360,8 +376,10 @@ impl Exchange {
         }
     }
 
-    /// Sends the next piece of the body; `Ok(None)` when it is all sent.
-    fn send_body(&mut self, io: &mut Io<'_>) -> Result<Option<usize>, SendError> {
+    /// Sends the next piece of the body, at most `allowance` bytes; `Ok(None)` when
+    /// it is all sent.
+    fn send_body(&mut self, io: &mut Io<'_>, allowance: u64) -> Result<Option<usize>, SendError> {
+        let cap = |len: usize| len.min(usize::try_from(allowance).unwrap_or(usize::MAX));
         let file_error = |why: String| SendError::Fatal(PoolError::File(why));
         match &self.request.body {
             RequestBody::None => Ok(None),
@@ -373,6 +391,7 @@ impl Exchange {
                 if rest.is_empty() {
                     return Ok(None);
                 }
+                let rest = rest.get(..cap(rest.len())).unwrap_or(rest);
                 let n = io.transport.write(rest).map_err(|e| self.socket(e))?;
                 self.body_sent += n as u64;
                 Ok(Some(n))
@@ -385,7 +404,7 @@ impl Exchange {
                 let at = offset + self.body_sent;
                 if let Transport::Plain(tcp) = &mut *io.transport {
                     // Straight from the page cache to the socket.
-                    let count = remaining.min(SENDFILE_CHUNK) as usize;
+                    let count = cap(remaining.min(SENDFILE_CHUNK) as usize);
                     let mut from = at;
                     let sent = rustix::fs::sendfile(&*tcp, &**file, Some(&mut from), count);
                     let n = sent.map_err(|e| self.socket(e.into()))?;
@@ -409,6 +428,7 @@ impl Exchange {
                     self.staged_pos = 0;
                 }
                 let rest = self.staged.get(self.staged_pos..).unwrap_or_default();
+                let rest = rest.get(..cap(rest.len())).unwrap_or(rest);
                 let n = io.transport.write(rest).map_err(|e| self.socket(e))?;
                 self.staged_pos += n;
                 Ok(Some(n))
@@ -421,8 +441,15 @@ impl Exchange {
         if io.rbuf.len() < BUF_SIZE {
             io.rbuf.resize(BUF_SIZE, 0);
         }
+        let mut moved = 0;
         loop {
-            let space = io.rbuf.get_mut(*io.filled..).unwrap_or_default();
+            let room = usize::try_from(io.budget.saturating_sub(moved)).unwrap_or(usize::MAX);
+            if room == 0 {
+                self.budget_spent = true;
+                return Ok(None);
+            }
+            let end = io.filled.saturating_add(room).min(io.rbuf.len());
+            let space = io.rbuf.get_mut(*io.filled..end).unwrap_or_default();
             if space.is_empty() {
                 // The parser bounds heads and chunk lines far below the buffer size.
                 return Err(PoolError::Http(HttpError::Malformed(
@@ -445,6 +472,7 @@ impl Exchange {
                     *io.filled += n;
                     self.received += n as u64;
                     io.stats.bytes_received += n as u64;
+                    moved += n as u64;
                     self.last_progress = now;
                     if let Some(keep_alive) = self.parse(io)? {
                         return Ok(Some(keep_alive));

@@ -29,6 +29,12 @@ use conn::{Conn, Finish};
 /// drop theirs after 5 to 60 s, and a request on a dropped one costs a retry.
 const IDLE_EXPIRY: Duration = Duration::from_secs(30);
 
+/// The most one drive of a connection moves each way. On loopback or a fast link a
+/// socket may never block, so without a bound one transfer would hold the loop until
+/// it ends; past it the connection asks to be driven again at once (its deadline is
+/// already due).
+const DRIVE_BUDGET: u64 = 8 << 20;
+
 /// What the caller sends after the head.
 #[derive(Clone, Debug)]
 pub enum RequestBody {
@@ -181,6 +187,8 @@ pub struct HttpPool {
     completed: Vec<(RequestId, Result<PoolResponse, PoolError>)>,
     next_id: u64,
     stats: PoolStats,
+    /// [`DRIVE_BUDGET`]; tests lower it to see it hold.
+    drive_budget: u64,
 }
 
 impl HttpPool {
@@ -194,6 +202,7 @@ impl HttpPool {
             completed: Vec::new(),
             next_id: 0,
             stats: PoolStats::default(),
+            drive_budget: DRIVE_BUDGET,
         }
     }
 
@@ -280,7 +289,8 @@ impl HttpPool {
         let Some(conn) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
             return;
         };
-        let finish = conn.drive(ctx, registry, now, IDLE_EXPIRY, &mut self.stats);
+        let budget = self.drive_budget;
+        let finish = conn.drive(ctx, registry, now, IDLE_EXPIRY, budget, &mut self.stats);
         match finish {
             None => {}
             Some(Finish::Closed) => self.close(slot, registry),

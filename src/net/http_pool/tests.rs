@@ -22,6 +22,9 @@ struct Driver {
     ctx: NetCtx,
     pool: HttpPool,
     results: Vec<(RequestId, Result<PoolResponse, PoolError>)>,
+    /// The most bytes one `on_event` or `advance` call moved each way.
+    most_sent_in_a_call: u64,
+    most_received_in_a_call: u64,
 }
 
 impl Driver {
@@ -31,6 +34,8 @@ impl Driver {
             ctx: NetCtx::new().expect("net context"),
             pool: HttpPool::new(FIRST_TOKEN, max_connections),
             results: Vec::new(),
+            most_sent_in_a_call: 0,
+            most_received_in_a_call: 0,
         }
     }
 
@@ -82,13 +87,24 @@ impl Driver {
                     "stray token {:?}",
                     event.token()
                 );
-                self.pool
-                    .on_event(event.token(), &mut self.ctx, self.poll.registry(), now);
+                let token = event.token();
+                self.measured(|pool, ctx, registry| pool.on_event(token, ctx, registry, now));
             }
             if self.pool.next_deadline().is_some_and(|d| d <= now) {
-                self.pool.advance(&mut self.ctx, self.poll.registry(), now);
+                self.measured(|pool, ctx, registry| pool.advance(ctx, registry, now));
             }
         }
+    }
+
+    /// Runs `call` on the pool, noting how many bytes it moved.
+    fn measured(&mut self, call: impl FnOnce(&mut HttpPool, &mut NetCtx, &Registry)) {
+        let before = self.pool.stats();
+        call(&mut self.pool, &mut self.ctx, self.poll.registry());
+        let after = self.pool.stats();
+        let sent = after.bytes_sent - before.bytes_sent;
+        let received = after.bytes_received - before.bytes_received;
+        self.most_sent_in_a_call = self.most_sent_in_a_call.max(sent);
+        self.most_received_in_a_call = self.most_received_in_a_call.max(received);
     }
 
     fn submit(&mut self, request: PoolRequest) -> RequestId {
@@ -689,4 +705,55 @@ fn an_idle_connection_to_another_endpoint_makes_room() {
     assert!(results.iter().all(|(_, r)| ok(r).body == b"hi"));
     assert_eq!((a.connections(), b.connections()), (2, 1));
     assert_eq!(driver.pool.stats().connections_opened, 3);
+}
+
+#[test]
+fn one_drive_moves_at_most_its_budget_each_way() {
+    let data = Arc::new(pattern(4 << 20));
+    let served = data.clone();
+    let (tx, rx) = mpsc::channel();
+    let server = Server::start(move |mut peer: Peer| {
+        while let Some(request) = peer.request() {
+            if request.method == "PUT" {
+                let _ = tx.send(request.body);
+                peer.ok(b"");
+            } else {
+                peer.ok(&served);
+            }
+        }
+    });
+    let source = TempFile::new("budget-source", &data);
+    let sink = TempFile::new("budget-sink", &[]);
+    let mut driver = Driver::new(1);
+    driver.pool.drive_budget = 64 << 10;
+    let mut put = request(
+        &server,
+        "PUT",
+        "/k",
+        &format!("Content-Length: {}\r\n", data.len()),
+    );
+    put.body = RequestBody::File {
+        file: source.file.clone(),
+        offset: 0,
+        len: data.len() as u64,
+    };
+    driver.submit(put);
+    let mut get = request(&server, "GET", "/k", "");
+    get.sink = ResponseSink::File {
+        file: sink.file.clone(),
+        offset: 0,
+        max_len: data.len() as u64,
+    };
+    driver.submit(get);
+    let results = driver.run();
+    ok(&results[0].1);
+    ok(&results[1].1);
+    assert!(rx.recv_timeout(Duration::from_secs(5)).expect("PUT body") == *data);
+    assert!(sink.contents() == *data, "downloaded bytes differ");
+    // One call may finish one exchange and start the next on the connection: the
+    // finished one's last bytes (here a head) ride along.
+    let (most_sent, most_received) = (driver.most_sent_in_a_call, driver.most_received_in_a_call);
+    let head_room = 200;
+    assert!(most_sent <= (64 << 10) + head_room, "{most_sent}");
+    assert!(most_received <= (64 << 10) + head_room, "{most_received}");
 }
