@@ -757,3 +757,94 @@ fn one_drive_moves_at_most_its_budget_each_way() {
     assert!(most_sent <= (64 << 10) + head_room, "{most_sent}");
     assert!(most_received <= (64 << 10) + head_room, "{most_received}");
 }
+
+/// `python3 -m http.server` on an ephemeral port of 127.0.0.1, serving `dir`; killed
+/// on drop.
+struct PythonServer {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl PythonServer {
+    fn start(dir: &std::path::Path) -> PythonServer {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new("python3")
+            .args(["-u", "-m", "http.server", "0", "--bind", "127.0.0.1"])
+            .current_dir(dir)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("python3 -m http.server");
+        let stdout = child.stdout.take().expect("server stdout");
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("server banner");
+        // "Serving HTTP on 127.0.0.1 port 40123 (http://127.0.0.1:40123/) ..."
+        let port = line
+            .split_whitespace()
+            .skip_while(|w| *w != "port")
+            .nth(1)
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no port in {line:?}"));
+        PythonServer { child, port }
+    }
+}
+
+impl Drop for PythonServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn downloads_from_python_http_server() {
+    let dir = std::env::temp_dir().join(format!("sidewire-pool-{}-py", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("served directory");
+    let data = pattern(1_500_000);
+    std::fs::write(dir.join("object.bin"), &data).expect("served file");
+    let python = PythonServer::start(&dir);
+    let sink = TempFile::new("python-sink", &[]);
+    let mut driver = Driver::new(2);
+    let endpoint = Endpoint {
+        host: "127.0.0.1".to_string(),
+        port: python.port,
+        tls: false,
+    };
+    let head = |path: &str| {
+        format!(
+            "GET {path} HTTP/1.1\r\nHost: {}\r\n\r\n",
+            endpoint.host_header()
+        )
+    };
+    let get = PoolRequest {
+        endpoint: endpoint.clone(),
+        head: head("/object.bin").into_bytes(),
+        body: RequestBody::None,
+        sink: ResponseSink::File {
+            file: sink.file.clone(),
+            offset: 0,
+            max_len: data.len() as u64,
+        },
+        head_request: false,
+        idle_timeout: Duration::from_secs(10),
+    };
+    driver.submit(get.clone());
+    let missing = PoolRequest {
+        head: head("/missing").into_bytes(),
+        ..get
+    };
+    driver.submit(missing);
+    let results = driver.run();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(ok(&results[0].1).written, data.len() as u64);
+    assert!(sink.contents() == data, "downloaded bytes differ");
+    let not_found = ok(&results[1].1);
+    assert_eq!(not_found.head.status, 404);
+    assert_eq!(
+        not_found.written, 0,
+        "an error body is not written to the file"
+    );
+    assert!(!not_found.body.is_empty(), "the error page is kept");
+}
