@@ -322,21 +322,24 @@ impl HttpPool {
     /// whose endpoint has no idle connection and no free slot waits, unless an idle
     /// connection to another endpoint can make room.
     fn dispatch(&mut self, ctx: &mut NetCtx, registry: &Registry, now: Instant) {
-        let mut waiting = VecDeque::new();
-        while let Some(pending) = self.queue.pop_front() {
-            match self.slot_for(&pending, registry) {
-                Some(slot) => {
-                    self.start_on(slot, pending, ctx, now);
-                    self.drive(slot, ctx, registry, now);
+        loop {
+            let mut waiting = VecDeque::new();
+            // A stale retry that a drive puts back at the front is taken next.
+            while let Some(pending) = self.queue.pop_front() {
+                match self.slot_for(&pending, registry) {
+                    Some(slot) => {
+                        self.start_on(slot, pending, ctx, now);
+                        self.drive(slot, ctx, registry, now);
+                    }
+                    None => waiting.push_back(pending),
                 }
-                None => waiting.push_back(pending),
             }
-        }
-        // Requests that a drive above sent back (stale retries) go first.
-        waiting.extend(self.queue.drain(..));
-        self.queue = waiting;
-        if !self.queue.is_empty() && self.has_room() {
-            self.dispatch(ctx, registry, now);
+            self.queue = waiting;
+            // A drive above may have freed a connection after a request was passed
+            // over; each further pass starts at least one request.
+            if self.queue.is_empty() || !self.has_room() {
+                return;
+            }
         }
     }
 
