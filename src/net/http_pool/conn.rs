@@ -165,7 +165,10 @@ impl Conn {
             Ok(None) if now < exchange.last_progress + exchange.request.idle_timeout => {
                 return None
             }
-            Ok(None) => Err(PoolError::Timeout(exchange.request.idle_timeout)),
+            Ok(None) => Err(PoolError::Timeout {
+                endpoint: self.endpoint.to_string(),
+                idle: exchange.request.idle_timeout,
+            }),
             Ok(Some(keep_alive)) => Ok(keep_alive),
             Err(e) => Err(e),
         };
@@ -204,7 +207,14 @@ impl Conn {
 
 /// Whether a failure with no answer byte means the peer had closed the connection.
 fn is_gone(e: &PoolError) -> bool {
-    matches!(e, PoolError::Io(_) | PoolError::Http(HttpError::NoResponse))
+    matches!(
+        e,
+        PoolError::Io(_)
+            | PoolError::Http {
+                error: HttpError::NoResponse,
+                ..
+            }
+    )
 }
 
 /// An idle connection: it must stay silent and open.
@@ -307,7 +317,7 @@ impl Exchange {
                 body: self.body,
                 written: self.written,
             }),
-            None => Err(PoolError::Http(HttpError::Malformed(
+            None => Err(self.http(HttpError::Malformed(
                 "response ended before its head".to_string(),
             ))),
         };
@@ -366,6 +376,13 @@ impl Exchange {
             }
         }
         io.transport.flush().map_err(|e| self.socket(e))
+    }
+
+    fn http(&self, error: HttpError) -> PoolError {
+        PoolError::Http {
+            endpoint: self.request.endpoint.to_string(),
+            error,
+        }
     }
 
     fn socket(&self, e: io::Error) -> SendError {
@@ -452,7 +469,7 @@ impl Exchange {
             let space = io.rbuf.get_mut(*io.filled..end).unwrap_or_default();
             if space.is_empty() {
                 // The parser bounds heads and chunk lines far below the buffer size.
-                return Err(PoolError::Http(HttpError::Malformed(
+                return Err(self.http(HttpError::Malformed(
                     "response framing overflows the read buffer".to_string(),
                 )));
             }
@@ -465,7 +482,7 @@ impl Exchange {
                     };
                     return Err(match (&self.send_error, done) {
                         (Some(why), HttpError::NoResponse) => PoolError::Io(why.clone()),
-                        (_, e) => PoolError::Http(e),
+                        (_, e) => self.http(e),
                     });
                 }
                 Ok(n) => {
@@ -493,7 +510,7 @@ impl Exchange {
         let mut finished = None;
         while finished.is_none() {
             let unparsed = io.rbuf.get(start..*io.filled).unwrap_or_default();
-            let (used, event) = io.parser.parse(unparsed).map_err(PoolError::Http)?;
+            let (used, event) = io.parser.parse(unparsed).map_err(|e| self.http(e))?;
             start += used;
             match event {
                 None if used == 0 => break,

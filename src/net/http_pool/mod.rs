@@ -113,10 +113,10 @@ pub enum PoolError {
     Connect(String),
     /// A socket error mid-exchange (reset, broken pipe).
     Io(String),
-    /// The answer was not valid HTTP/1.1, or was cut short.
-    Http(HttpError),
-    /// Nothing moved for the request's idle timeout.
-    Timeout(Duration),
+    /// The answer from `endpoint` was not valid HTTP/1.1, or was cut short.
+    Http { endpoint: String, error: HttpError },
+    /// Nothing moved to or from `endpoint` for the request's idle timeout.
+    Timeout { endpoint: String, idle: Duration },
     /// The response body is longer than the sink allows.
     BodyTooLong { limit: u64 },
     /// Reading the request body file or writing the sink file failed.
@@ -127,8 +127,10 @@ impl PoolError {
     /// Whether the failure may be transient: the network or the peer, not the request.
     pub fn is_retryable(&self) -> bool {
         match self {
-            PoolError::Connect(_) | PoolError::Io(_) | PoolError::Timeout(_) => true,
-            PoolError::Http(e) => matches!(e, HttpError::Truncated { .. } | HttpError::NoResponse),
+            PoolError::Connect(_) | PoolError::Io(_) | PoolError::Timeout { .. } => true,
+            PoolError::Http { error, .. } => {
+                matches!(error, HttpError::Truncated { .. } | HttpError::NoResponse)
+            }
             PoolError::BodyTooLong { .. } | PoolError::File(_) => false,
         }
     }
@@ -139,9 +141,9 @@ impl fmt::Display for PoolError {
         match self {
             PoolError::Connect(why) => write!(f, "cannot connect: {why}"),
             PoolError::Io(why) => f.write_str(why),
-            PoolError::Http(e) => e.fmt(f),
-            PoolError::Timeout(idle) => {
-                write!(f, "HTTP exchange made no progress for {idle:?}")
+            PoolError::Http { endpoint, error } => write!(f, "{endpoint}: {error}"),
+            PoolError::Timeout { endpoint, idle } => {
+                write!(f, "{endpoint}: HTTP exchange made no progress for {idle:?}")
             }
             PoolError::BodyTooLong { limit } => {
                 write!(f, "HTTP response body is longer than {limit} bytes")

@@ -238,7 +238,11 @@ fn a_connection_reset_mid_body_fails_retryably() {
     assert!(
         matches!(
             e,
-            PoolError::Io(_) | PoolError::Http(HttpError::Truncated { .. })
+            PoolError::Io(_)
+                | PoolError::Http {
+                    error: HttpError::Truncated { .. },
+                    ..
+                }
         ),
         "{e:?}"
     );
@@ -260,7 +264,12 @@ fn a_silent_server_times_out_after_the_idle_timeout() {
     let results = driver.run();
     let elapsed = started.elapsed();
     let e = err(&results[0].1);
-    assert_eq!(*e, PoolError::Timeout(Duration::from_millis(300)));
+    let want = PoolError::Timeout {
+        endpoint: format!("127.0.0.1:{}", server.port()),
+        idle: Duration::from_millis(300),
+    };
+    assert_eq!(*e, want);
+    assert!(e.to_string().starts_with("127.0.0.1:"), "{e}");
     assert!(e.is_retryable());
     assert!(
         elapsed >= Duration::from_millis(300) && elapsed < Duration::from_secs(2),
