@@ -1,8 +1,10 @@
 //! One pooled connection: opening it, then running one exchange at a time on it
 //! (request out, response in) and waiting idle in between.
 
+use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::{Registry, Token};
@@ -248,7 +250,11 @@ enum Sink {
     },
     /// A non-2xx body for a file sink: kept up to the cap, the rest dropped.
     ErrorBody,
-    File,
+    File {
+        file: Arc<File>,
+        offset: u64,
+        max_len: u64,
+    },
 }
 
 enum SendError {
@@ -535,13 +541,21 @@ impl Exchange {
         let success = (200..300).contains(&head.status);
         self.sink = match &self.request.sink {
             ResponseSink::Collect { max } => Sink::Memory { max: *max },
-            ResponseSink::File { .. } if success => Sink::File,
+            ResponseSink::File {
+                file,
+                offset,
+                max_len,
+            } if success => Sink::File {
+                file: file.clone(),
+                offset: *offset,
+                max_len: *max_len,
+            },
             ResponseSink::File { .. } => Sink::ErrorBody,
         };
-        let limit = match (&self.sink, &self.request.sink) {
-            (Sink::Memory { max }, _) => Some(*max),
-            (Sink::File, ResponseSink::File { max_len, .. }) => Some(*max_len),
-            _ => None,
+        let limit = match &self.sink {
+            Sink::Memory { max } => Some(*max),
+            Sink::File { max_len, .. } => Some(*max_len),
+            Sink::ErrorBody => None,
         };
         let announced = head
             .header("content-length")
@@ -558,26 +572,23 @@ impl Exchange {
 
     fn on_body(&mut self, data: &[u8]) -> Result<(), PoolError> {
         let len = data.len() as u64;
-        match (&self.sink, &self.request.sink) {
-            (Sink::Memory { max }, _) => {
+        match &self.sink {
+            Sink::Memory { max } => {
                 if self.body.len() as u64 + len > *max {
                     return Err(PoolError::BodyTooLong { limit: *max });
                 }
                 self.body.extend_from_slice(data);
             }
-            (Sink::ErrorBody, _) => {
+            Sink::ErrorBody => {
                 let room = ERROR_BODY_MAX.saturating_sub(self.body.len());
                 self.body
                     .extend_from_slice(data.get(..room).unwrap_or(data));
             }
-            (
-                Sink::File,
-                ResponseSink::File {
-                    file,
-                    offset,
-                    max_len,
-                },
-            ) => {
+            Sink::File {
+                file,
+                offset,
+                max_len,
+            } => {
                 if self.written + len > *max_len {
                     return Err(PoolError::BodyTooLong { limit: *max_len });
                 }
@@ -587,7 +598,6 @@ impl Exchange {
                 })?;
                 self.written += len;
             }
-            (Sink::File, ResponseSink::Collect { .. }) => {}
         }
         Ok(())
     }
