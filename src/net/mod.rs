@@ -1,7 +1,8 @@
 //! Drivers that move bytes between sockets and the sans-IO codecs of [`crate::proto`]:
 //! name resolution and TCP connect ([`connect`]), TLS ([`transport`]), one-shot HTTP
-//! exchanges ([`http_client`]) and WebSocket links ([`ws_client`]). All are non-blocking
-//! and driven by the owner's `mio` loop.
+//! exchanges ([`http_client`]), pooled keep-alive transfers ([`http_pool`]) and
+//! WebSocket links ([`ws_client`]). All are non-blocking and driven by the owner's
+//! `mio` loop.
 
 pub mod connect;
 pub mod http_client;

@@ -1,8 +1,10 @@
 //! One pooled connection: opening it, then running one exchange at a time on it
 //! (request out, response in) and waiting idle in between.
 
+use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::{Registry, Token};
@@ -106,6 +108,7 @@ impl Conn {
     pub(super) fn deadline(&self, idle_expiry: Duration) -> Instant {
         match (&self.stage, &self.exchange) {
             (Stage::Connecting(c), _) => c.deadline(),
+            (Stage::Open(_), Some(e)) if e.budget_spent => e.last_progress,
             (Stage::Open(_), Some(e)) => e.last_progress + e.request.idle_timeout,
             (Stage::Open(_), None) => self.idle_since + idle_expiry,
         }
@@ -127,6 +130,7 @@ impl Conn {
         registry: &Registry,
         now: Instant,
         idle_expiry: Duration,
+        budget: u64,
         stats: &mut PoolStats,
     ) -> Option<Finish> {
         if let Stage::Connecting(c) = &mut self.stage {
@@ -149,31 +153,39 @@ impl Conn {
         let Some(exchange) = &mut self.exchange else {
             return idle_check(transport, now >= self.idle_since + idle_expiry);
         };
-        let outcome = if now >= exchange.last_progress + exchange.request.idle_timeout {
-            Err(PoolError::Timeout(exchange.request.idle_timeout))
-        } else {
-            let mut io = Io {
-                transport,
-                parser: &mut self.parser,
-                rbuf: &mut self.rbuf,
-                filled: &mut self.filled,
-                stats,
-            };
-            match exchange.pump(&mut io, now) {
-                Ok(None) => return None,
-                Ok(Some(keep_alive)) => Ok(keep_alive),
-                Err(e) => Err(e),
+        let mut io = Io {
+            transport,
+            parser: &mut self.parser,
+            rbuf: &mut self.rbuf,
+            filled: &mut self.filled,
+            budget,
+            stats,
+        };
+        // Bytes waiting count as progress even when the loop comes late, so the
+        // timeout is judged after moving them.
+        let outcome = match exchange.pump(&mut io, now) {
+            Ok(None) if now < exchange.last_progress + exchange.request.idle_timeout => {
+                return None
             }
+            Ok(None) => Err(PoolError::Timeout {
+                endpoint: self.endpoint.to_string(),
+                idle: exchange.request.idle_timeout,
+            }),
+            Ok(Some(keep_alive)) => Ok(keep_alive),
+            Err(e) => Err(e),
         };
         let exchange = self.exchange.take()?;
         Some(match outcome {
             Ok(keep_alive) => {
                 // Bytes past the answer, or a request not wholly sent, leave the
-                // framing unknown: such a connection is not reused.
+                // framing unknown: such a connection is not reused. The probe also
+                // reads to WouldBlock, so a close already queued (which raises no
+                // further edge) is seen now rather than on the next request.
                 let keep = keep_alive
                     && !exchange.cut_short
                     && exchange.send_error.is_none()
-                    && self.filled == 0;
+                    && self.filled == 0
+                    && idle_check(transport, false).is_none();
                 self.reused = true;
                 self.idle_since = now;
                 let (id, result) = exchange.into_response();
@@ -197,7 +209,14 @@ impl Conn {
 
 /// Whether a failure with no answer byte means the peer had closed the connection.
 fn is_gone(e: &PoolError) -> bool {
-    matches!(e, PoolError::Io(_) | PoolError::Http(HttpError::NoResponse))
+    matches!(
+        e,
+        PoolError::Io(_)
+            | PoolError::Http {
+                error: HttpError::NoResponse,
+                ..
+            }
+    )
 }
 
 /// An idle connection: it must stay silent and open.
@@ -219,6 +238,8 @@ struct Io<'a> {
     parser: &'a mut ResponseParser,
     rbuf: &'a mut Vec<u8>,
     filled: &'a mut usize,
+    /// The most bytes to move each way in this drive.
+    budget: u64,
     stats: &'a mut PoolStats,
 }
 
@@ -229,7 +250,11 @@ enum Sink {
     },
     /// A non-2xx body for a file sink: kept up to the cap, the rest dropped.
     ErrorBody,
-    File,
+    File {
+        file: Arc<File>,
+        offset: u64,
+        max_len: u64,
+    },
 }
 
 enum SendError {
@@ -264,6 +289,8 @@ struct Exchange {
     body: Vec<u8>,
     written: u64,
     last_progress: Instant,
+    /// The last drive stopped at its byte budget rather than at `WouldBlock`.
+    budget_spent: bool,
 }
 
 impl Exchange {
@@ -285,6 +312,7 @@ impl Exchange {
             body: Vec::new(),
             written: 0,
             last_progress: now,
+            budget_spent: false,
         }
     }
 
@@ -295,7 +323,7 @@ impl Exchange {
                 body: self.body,
                 written: self.written,
             }),
-            None => Err(PoolError::Http(HttpError::Malformed(
+            None => Err(self.http(HttpError::Malformed(
                 "response ended before its head".to_string(),
             ))),
         };
@@ -305,6 +333,7 @@ impl Exchange {
     /// Sends and receives until the socket would block. `Ok(Some(keep_alive))` once
     /// the response is complete.
     fn pump(&mut self, io: &mut Io<'_>, now: Instant) -> Result<Option<bool>, PoolError> {
+        self.budget_spent = false;
         if self.sending {
             if let Err(e) = self.send(io, now) {
                 match e {
@@ -323,10 +352,16 @@ impl Exchange {
     }
 
     fn send(&mut self, io: &mut Io<'_>, now: Instant) -> Result<(), SendError> {
+        let mut moved = 0;
         loop {
+            let allowance = io.budget.saturating_sub(moved);
+            if allowance == 0 {
+                self.budget_spent = true;
+                break;
+            }
             let head_rest = self.request.head.get(self.head_sent..).unwrap_or_default();
             let step = if head_rest.is_empty() {
-                self.send_body(io)
+                self.send_body(io, allowance)
             } else {
                 let n = io.transport.write(head_rest).map_err(|e| self.socket(e))?;
                 self.head_sent += n;
@@ -335,6 +370,7 @@ impl Exchange {
             match step {
                 Ok(Some(n)) => {
                     io.stats.bytes_sent += n as u64;
+                    moved += n as u64;
                     self.last_progress = now;
                 }
                 Ok(None) => {
@@ -348,6 +384,13 @@ impl Exchange {
         io.transport.flush().map_err(|e| self.socket(e))
     }
 
+    fn http(&self, error: HttpError) -> PoolError {
+        PoolError::Http {
+            endpoint: self.request.endpoint.to_string(),
+            error,
+        }
+    }
+
     fn socket(&self, e: io::Error) -> SendError {
         if e.kind() == io::ErrorKind::WouldBlock {
             SendError::Blocked
@@ -356,8 +399,10 @@ impl Exchange {
         }
     }
 
-    /// Sends the next piece of the body; `Ok(None)` when it is all sent.
-    fn send_body(&mut self, io: &mut Io<'_>) -> Result<Option<usize>, SendError> {
+    /// Sends the next piece of the body, at most `allowance` bytes; `Ok(None)` when
+    /// it is all sent.
+    fn send_body(&mut self, io: &mut Io<'_>, allowance: u64) -> Result<Option<usize>, SendError> {
+        let cap = |len: usize| len.min(usize::try_from(allowance).unwrap_or(usize::MAX));
         let file_error = |why: String| SendError::Fatal(PoolError::File(why));
         match &self.request.body {
             RequestBody::None => Ok(None),
@@ -369,6 +414,7 @@ impl Exchange {
                 if rest.is_empty() {
                     return Ok(None);
                 }
+                let rest = rest.get(..cap(rest.len())).unwrap_or(rest);
                 let n = io.transport.write(rest).map_err(|e| self.socket(e))?;
                 self.body_sent += n as u64;
                 Ok(Some(n))
@@ -381,7 +427,7 @@ impl Exchange {
                 let at = offset + self.body_sent;
                 if let Transport::Plain(tcp) = &mut *io.transport {
                     // Straight from the page cache to the socket.
-                    let count = remaining.min(SENDFILE_CHUNK) as usize;
+                    let count = cap(remaining.min(SENDFILE_CHUNK) as usize);
                     let mut from = at;
                     let sent = rustix::fs::sendfile(&*tcp, &**file, Some(&mut from), count);
                     let n = sent.map_err(|e| self.socket(e.into()))?;
@@ -405,6 +451,7 @@ impl Exchange {
                     self.staged_pos = 0;
                 }
                 let rest = self.staged.get(self.staged_pos..).unwrap_or_default();
+                let rest = rest.get(..cap(rest.len())).unwrap_or(rest);
                 let n = io.transport.write(rest).map_err(|e| self.socket(e))?;
                 self.staged_pos += n;
                 Ok(Some(n))
@@ -417,12 +464,18 @@ impl Exchange {
         if io.rbuf.len() < BUF_SIZE {
             io.rbuf.resize(BUF_SIZE, 0);
         }
-        let endpoint = self.request.endpoint.clone();
+        let mut moved = 0;
         loop {
-            let space = io.rbuf.get_mut(*io.filled..).unwrap_or_default();
+            let room = usize::try_from(io.budget.saturating_sub(moved)).unwrap_or(usize::MAX);
+            if room == 0 {
+                self.budget_spent = true;
+                return Ok(None);
+            }
+            let end = io.filled.saturating_add(room).min(io.rbuf.len());
+            let space = io.rbuf.get_mut(*io.filled..end).unwrap_or_default();
             if space.is_empty() {
                 // The parser bounds heads and chunk lines far below the buffer size.
-                return Err(PoolError::Http(HttpError::Malformed(
+                return Err(self.http(HttpError::Malformed(
                     "response framing overflows the read buffer".to_string(),
                 )));
             }
@@ -435,20 +488,24 @@ impl Exchange {
                     };
                     return Err(match (&self.send_error, done) {
                         (Some(why), HttpError::NoResponse) => PoolError::Io(why.clone()),
-                        (_, e) => PoolError::Http(e),
+                        (_, e) => self.http(e),
                     });
                 }
                 Ok(n) => {
                     *io.filled += n;
                     self.received += n as u64;
                     io.stats.bytes_received += n as u64;
+                    moved += n as u64;
                     self.last_progress = now;
                     if let Some(keep_alive) = self.parse(io)? {
                         return Ok(Some(keep_alive));
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
-                Err(e) => return Err(PoolError::Io(format!("{endpoint}: receive: {e}"))),
+                Err(e) => {
+                    let endpoint = &self.request.endpoint;
+                    return Err(PoolError::Io(format!("{endpoint}: receive: {e}")));
+                }
             }
         }
     }
@@ -459,7 +516,7 @@ impl Exchange {
         let mut finished = None;
         while finished.is_none() {
             let unparsed = io.rbuf.get(start..*io.filled).unwrap_or_default();
-            let (used, event) = io.parser.parse(unparsed).map_err(PoolError::Http)?;
+            let (used, event) = io.parser.parse(unparsed).map_err(|e| self.http(e))?;
             start += used;
             match event {
                 None if used == 0 => break,
@@ -484,13 +541,21 @@ impl Exchange {
         let success = (200..300).contains(&head.status);
         self.sink = match &self.request.sink {
             ResponseSink::Collect { max } => Sink::Memory { max: *max },
-            ResponseSink::File { .. } if success => Sink::File,
+            ResponseSink::File {
+                file,
+                offset,
+                max_len,
+            } if success => Sink::File {
+                file: file.clone(),
+                offset: *offset,
+                max_len: *max_len,
+            },
             ResponseSink::File { .. } => Sink::ErrorBody,
         };
-        let limit = match (&self.sink, &self.request.sink) {
-            (Sink::Memory { max }, _) => Some(*max),
-            (Sink::File, ResponseSink::File { max_len, .. }) => Some(*max_len),
-            _ => None,
+        let limit = match &self.sink {
+            Sink::Memory { max } => Some(*max),
+            Sink::File { max_len, .. } => Some(*max_len),
+            Sink::ErrorBody => None,
         };
         let announced = head
             .header("content-length")
@@ -507,26 +572,23 @@ impl Exchange {
 
     fn on_body(&mut self, data: &[u8]) -> Result<(), PoolError> {
         let len = data.len() as u64;
-        match (&self.sink, &self.request.sink) {
-            (Sink::Memory { max }, _) => {
+        match &self.sink {
+            Sink::Memory { max } => {
                 if self.body.len() as u64 + len > *max {
                     return Err(PoolError::BodyTooLong { limit: *max });
                 }
                 self.body.extend_from_slice(data);
             }
-            (Sink::ErrorBody, _) => {
+            Sink::ErrorBody => {
                 let room = ERROR_BODY_MAX.saturating_sub(self.body.len());
                 self.body
                     .extend_from_slice(data.get(..room).unwrap_or(data));
             }
-            (
-                Sink::File,
-                ResponseSink::File {
-                    file,
-                    offset,
-                    max_len,
-                },
-            ) => {
+            Sink::File {
+                file,
+                offset,
+                max_len,
+            } => {
                 if self.written + len > *max_len {
                     return Err(PoolError::BodyTooLong { limit: *max_len });
                 }
@@ -536,7 +598,6 @@ impl Exchange {
                 })?;
                 self.written += len;
             }
-            (Sink::File, ResponseSink::Collect { .. }) => {}
         }
         Ok(())
     }

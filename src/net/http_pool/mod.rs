@@ -29,6 +29,12 @@ use conn::{Conn, Finish};
 /// drop theirs after 5 to 60 s, and a request on a dropped one costs a retry.
 const IDLE_EXPIRY: Duration = Duration::from_secs(30);
 
+/// The most one drive of a connection moves each way. On loopback or a fast link a
+/// socket may never block, so without a bound one transfer would hold the loop until
+/// it ends; past it the connection asks to be driven again at once (its deadline is
+/// already due).
+const DRIVE_BUDGET: u64 = 8 << 20;
+
 /// What the caller sends after the head.
 #[derive(Clone, Debug)]
 pub enum RequestBody {
@@ -60,8 +66,9 @@ pub enum ResponseSink {
 /// How much of a non-2xx body a [`ResponseSink::File`] request keeps.
 pub const ERROR_BODY_MAX: usize = 64 * 1024;
 
-/// One request for the pool.
-#[derive(Clone, Debug)]
+/// One request for the pool. Its Debug output leaves the head out: it carries the
+/// request's signature.
+#[derive(Clone)]
 pub struct PoolRequest {
     pub endpoint: Endpoint,
     /// The complete request head (request line to blank line), already signed.
@@ -73,6 +80,19 @@ pub struct PoolRequest {
     /// No byte moved in either direction for this long fails with
     /// [`PoolError::Timeout`]; also bounds opening the connection.
     pub idle_timeout: Duration,
+}
+
+impl fmt::Debug for PoolRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PoolRequest")
+            .field("endpoint", &self.endpoint)
+            .field("head", &format_args!("<{} bytes>", self.head.len()))
+            .field("body", &self.body)
+            .field("sink", &self.sink)
+            .field("head_request", &self.head_request)
+            .field("idle_timeout", &self.idle_timeout)
+            .finish()
+    }
 }
 
 /// A finished exchange.
@@ -93,10 +113,10 @@ pub enum PoolError {
     Connect(String),
     /// A socket error mid-exchange (reset, broken pipe).
     Io(String),
-    /// The answer was not valid HTTP/1.1, or was cut short.
-    Http(HttpError),
-    /// Nothing moved for the request's idle timeout.
-    Timeout(Duration),
+    /// The answer from `endpoint` was not valid HTTP/1.1, or was cut short.
+    Http { endpoint: String, error: HttpError },
+    /// Nothing moved to or from `endpoint` for the request's idle timeout.
+    Timeout { endpoint: String, idle: Duration },
     /// The response body is longer than the sink allows.
     BodyTooLong { limit: u64 },
     /// Reading the request body file or writing the sink file failed.
@@ -107,8 +127,10 @@ impl PoolError {
     /// Whether the failure may be transient: the network or the peer, not the request.
     pub fn is_retryable(&self) -> bool {
         match self {
-            PoolError::Connect(_) | PoolError::Io(_) | PoolError::Timeout(_) => true,
-            PoolError::Http(e) => matches!(e, HttpError::Truncated { .. } | HttpError::NoResponse),
+            PoolError::Connect(_) | PoolError::Io(_) | PoolError::Timeout { .. } => true,
+            PoolError::Http { error, .. } => {
+                matches!(error, HttpError::Truncated { .. } | HttpError::NoResponse)
+            }
             PoolError::BodyTooLong { .. } | PoolError::File(_) => false,
         }
     }
@@ -119,9 +141,9 @@ impl fmt::Display for PoolError {
         match self {
             PoolError::Connect(why) => write!(f, "cannot connect: {why}"),
             PoolError::Io(why) => f.write_str(why),
-            PoolError::Http(e) => e.fmt(f),
-            PoolError::Timeout(idle) => {
-                write!(f, "HTTP exchange made no progress for {idle:?}")
+            PoolError::Http { endpoint, error } => write!(f, "{endpoint}: {error}"),
+            PoolError::Timeout { endpoint, idle } => {
+                write!(f, "{endpoint}: HTTP exchange made no progress for {idle:?}")
             }
             PoolError::BodyTooLong { limit } => {
                 write!(f, "HTTP response body is longer than {limit} bytes")
@@ -167,6 +189,8 @@ pub struct HttpPool {
     completed: Vec<(RequestId, Result<PoolResponse, PoolError>)>,
     next_id: u64,
     stats: PoolStats,
+    /// [`DRIVE_BUDGET`]; tests lower it to see it hold.
+    drive_budget: u64,
 }
 
 impl HttpPool {
@@ -180,6 +204,7 @@ impl HttpPool {
             completed: Vec::new(),
             next_id: 0,
             stats: PoolStats::default(),
+            drive_budget: DRIVE_BUDGET,
         }
     }
 
@@ -266,7 +291,8 @@ impl HttpPool {
         let Some(conn) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
             return;
         };
-        let finish = conn.drive(ctx, registry, now, IDLE_EXPIRY, &mut self.stats);
+        let budget = self.drive_budget;
+        let finish = conn.drive(ctx, registry, now, IDLE_EXPIRY, budget, &mut self.stats);
         match finish {
             None => {}
             Some(Finish::Closed) => self.close(slot, registry),
@@ -298,21 +324,24 @@ impl HttpPool {
     /// whose endpoint has no idle connection and no free slot waits, unless an idle
     /// connection to another endpoint can make room.
     fn dispatch(&mut self, ctx: &mut NetCtx, registry: &Registry, now: Instant) {
-        let mut waiting = VecDeque::new();
-        while let Some(pending) = self.queue.pop_front() {
-            match self.slot_for(&pending, registry) {
-                Some(slot) => {
-                    self.start_on(slot, pending, ctx, now);
-                    self.drive(slot, ctx, registry, now);
+        loop {
+            let mut waiting = VecDeque::new();
+            // A stale retry that a drive puts back at the front is taken next.
+            while let Some(pending) = self.queue.pop_front() {
+                match self.slot_for(&pending, registry) {
+                    Some(slot) => {
+                        self.start_on(slot, pending, ctx, now);
+                        self.drive(slot, ctx, registry, now);
+                    }
+                    None => waiting.push_back(pending),
                 }
-                None => waiting.push_back(pending),
             }
-        }
-        // Requests that a drive above sent back (stale retries) go first.
-        waiting.extend(self.queue.drain(..));
-        self.queue = waiting;
-        if !self.queue.is_empty() && self.has_room() {
-            self.dispatch(ctx, registry, now);
+            self.queue = waiting;
+            // A drive above may have freed a connection after a request was passed
+            // over; each further pass starts at least one request.
+            if self.queue.is_empty() || !self.has_room() {
+                return;
+            }
         }
     }
 

@@ -1,179 +1,16 @@
 //! The pool against real peers: blocking test servers on loopback, plain and TLS.
 
+mod harness;
 mod server;
 
-use std::fs::File;
-use std::io::Write;
+use std::os::unix::fs::FileExt;
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mio::{Events, Poll};
-
 use super::*;
+use harness::*;
 use server::{Peer, Server};
-
-const FIRST_TOKEN: usize = 10;
-
-/// A mio loop around a pool, as the transfer engine runs one.
-struct Driver {
-    poll: Poll,
-    ctx: NetCtx,
-    pool: HttpPool,
-    results: Vec<(RequestId, Result<PoolResponse, PoolError>)>,
-}
-
-impl Driver {
-    fn new(max_connections: usize) -> Driver {
-        Driver {
-            poll: Poll::new().expect("poll"),
-            ctx: NetCtx::new().expect("net context"),
-            pool: HttpPool::new(FIRST_TOKEN, max_connections),
-            results: Vec::new(),
-        }
-    }
-
-    /// Trusts `server`'s private CA, as `SSL_CERT_FILE` would.
-    fn trust(&mut self, server: &Server) {
-        let mut roots = rustls::RootCertStore::empty();
-        roots
-            .add(server.ca.clone().expect("a TLS server"))
-            .expect("CA certificate");
-        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .expect("TLS versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-        self.ctx.tls = Some(Arc::new(config));
-    }
-
-    /// Runs the loop until nothing is in flight (or 30 s pass); the results so far.
-    fn run(&mut self) -> Vec<(RequestId, Result<PoolResponse, PoolError>)> {
-        self.run_for(Duration::from_secs(30), true);
-        let mut results = std::mem::take(&mut self.results);
-        results.sort_by_key(|(id, _)| *id);
-        results
-    }
-
-    /// Runs the loop for `limit`, or until nothing is in flight with `stop_when_idle`.
-    fn run_for(&mut self, limit: Duration, stop_when_idle: bool) {
-        let end = Instant::now() + limit;
-        let mut events = Events::with_capacity(64);
-        self.pool
-            .advance(&mut self.ctx, self.poll.registry(), Instant::now());
-        loop {
-            self.results.extend(self.pool.take_completed());
-            let now = Instant::now();
-            if now >= end || (stop_when_idle && self.pool.in_flight() == 0) {
-                return;
-            }
-            let wake = self.pool.next_deadline().map_or(end, |d| d.min(end));
-            let timeout = wake
-                .saturating_duration_since(now)
-                .min(Duration::from_millis(100));
-            self.poll.poll(&mut events, Some(timeout)).expect("poll");
-            let now = Instant::now();
-            for event in &events {
-                assert!(
-                    self.pool.owns(event.token()),
-                    "stray token {:?}",
-                    event.token()
-                );
-                self.pool
-                    .on_event(event.token(), &mut self.ctx, self.poll.registry(), now);
-            }
-            if self.pool.next_deadline().is_some_and(|d| d <= now) {
-                self.pool.advance(&mut self.ctx, self.poll.registry(), now);
-            }
-        }
-    }
-
-    fn submit(&mut self, request: PoolRequest) -> RequestId {
-        self.pool.submit(request)
-    }
-}
-
-fn endpoint(server: &Server, tls: bool) -> Endpoint {
-    Endpoint {
-        host: if tls { "localhost" } else { "127.0.0.1" }.to_string(),
-        port: server.port(),
-        tls,
-    }
-}
-
-fn request(server: &Server, method: &str, path: &str, extra: &str) -> PoolRequest {
-    let endpoint = endpoint(server, server.ca.is_some());
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {}\r\n{extra}\r\n",
-        endpoint.host_header()
-    );
-    PoolRequest {
-        endpoint,
-        head: head.into_bytes(),
-        body: RequestBody::None,
-        sink: ResponseSink::Collect { max: 1 << 20 },
-        head_request: method == "HEAD",
-        idle_timeout: Duration::from_secs(10),
-    }
-}
-
-/// Deterministic bytes that differ at every offset a test might mix up.
-fn pattern(len: usize) -> Vec<u8> {
-    (0..len as u64)
-        .map(|i| (i.wrapping_mul(2654435761) >> 7) as u8)
-        .collect()
-}
-
-/// A scratch file removed on drop.
-struct TempFile {
-    path: std::path::PathBuf,
-    file: Arc<File>,
-}
-
-impl TempFile {
-    fn new(name: &str, contents: &[u8]) -> TempFile {
-        let path =
-            std::env::temp_dir().join(format!("sidewire-pool-{}-{name}", std::process::id()));
-        let mut file = File::options()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)
-            .expect("scratch file");
-        file.write_all(contents).expect("scratch file contents");
-        TempFile {
-            path,
-            file: Arc::new(file),
-        }
-    }
-
-    fn contents(&self) -> Vec<u8> {
-        std::fs::read(&self.path).expect("read scratch file")
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
-    }
-}
-
-fn ok(result: &Result<PoolResponse, PoolError>) -> &PoolResponse {
-    match result {
-        Ok(response) => response,
-        Err(e) => panic!("request failed: {e}"),
-    }
-}
-
-fn err(result: &Result<PoolResponse, PoolError>) -> &PoolError {
-    match result {
-        Ok(response) => panic!("expected a failure, got status {}", response.head.status),
-        Err(e) => e,
-    }
-}
 
 #[test]
 fn put_from_a_file_goes_out_with_sendfile_and_arrives_intact() {
@@ -300,10 +137,12 @@ fn many_requests_share_few_keep_alive_connections() {
             assert_eq!(body.as_slice(), &data[i * 1000..i * 1000 + 2000]);
         }
     }
-    assert_eq!(server.connections(), 2, "connections opened at the server");
+    // Two connections unless the first answer came back before the second request
+    // was placed, in which case that request reused the first connection already.
     let stats = driver.pool.stats();
-    assert_eq!(stats.connections_opened, 2);
-    assert_eq!(stats.connections_reused, 38);
+    assert!((1..=2).contains(&stats.connections_opened), "{stats:?}");
+    assert_eq!(server.connections() as u64, stats.connections_opened);
+    assert_eq!(stats.connections_reused, 40 - stats.connections_opened);
 }
 
 #[test]
@@ -399,7 +238,11 @@ fn a_connection_reset_mid_body_fails_retryably() {
     assert!(
         matches!(
             e,
-            PoolError::Io(_) | PoolError::Http(HttpError::Truncated { .. })
+            PoolError::Io(_)
+                | PoolError::Http {
+                    error: HttpError::Truncated { .. },
+                    ..
+                }
         ),
         "{e:?}"
     );
@@ -421,7 +264,12 @@ fn a_silent_server_times_out_after_the_idle_timeout() {
     let results = driver.run();
     let elapsed = started.elapsed();
     let e = err(&results[0].1);
-    assert_eq!(*e, PoolError::Timeout(Duration::from_millis(300)));
+    let want = PoolError::Timeout {
+        endpoint: format!("127.0.0.1:{}", server.port()),
+        idle: Duration::from_millis(300),
+    };
+    assert_eq!(*e, want);
+    assert!(e.to_string().starts_with("127.0.0.1:"), "{e}");
     assert!(e.is_retryable());
     assert!(
         elapsed >= Duration::from_millis(300) && elapsed < Duration::from_secs(2),
@@ -592,4 +440,206 @@ fn a_cancelled_request_is_not_reported() {
     driver.pool.cancel(queued, driver.poll.registry());
     assert_eq!(driver.pool.in_flight(), 0);
     assert!(driver.run().is_empty());
+}
+
+/// Loopback throughput of one 1 GiB upload (sendfile, to a server that discards) and
+/// one 1 GiB download (written in place with pwrite). Run once by hand:
+/// `cargo test --lib net::http_pool::tests::throughput -- --ignored --nocapture`.
+#[test]
+#[ignore = "moves 2 GiB; a figure for humans, not a check"]
+fn throughput_one_gib_each_way() {
+    const LEN: u64 = 1 << 30;
+    let source = TempFile::new("throughput-source", &[]);
+    let block = pattern(1 << 20);
+    for i in 0..(LEN >> 20) {
+        source
+            .file
+            .write_all_at(&block, i << 20)
+            .expect("write source");
+    }
+    let served = source.file.clone();
+    let server = Server::start(move |mut peer: Peer| {
+        while let Some(request) = peer.request_head() {
+            if request.method == "PUT" {
+                let received = peer.drain_exact(LEN);
+                assert_eq!(received, LEN);
+                peer.ok(b"");
+            } else {
+                peer.send(format!("HTTP/1.1 200 OK\r\nContent-Length: {LEN}\r\n\r\n").as_bytes());
+                // 1 MiB writes: the server should not be what limits the figure.
+                let mut block = vec![0u8; 1 << 20];
+                for at in (0..LEN).step_by(block.len()) {
+                    served
+                        .read_exact_at(&mut block, at)
+                        .expect("read the source");
+                    peer.send(&block);
+                }
+            }
+        }
+    });
+    let sink = TempFile::new("throughput-sink", &[]);
+    let mut driver = Driver::new(1);
+    let mut put = request(&server, "PUT", "/k", &format!("Content-Length: {LEN}\r\n"));
+    put.body = RequestBody::File {
+        file: source.file.clone(),
+        offset: 0,
+        len: LEN,
+    };
+    let started = Instant::now();
+    driver.submit(put);
+    ok(&driver.run()[0].1);
+    let put_secs = started.elapsed().as_secs_f64();
+    let mut get = request(&server, "GET", "/k", "");
+    get.sink = ResponseSink::File {
+        file: sink.file.clone(),
+        offset: 0,
+        max_len: LEN,
+    };
+    let started = Instant::now();
+    driver.submit(get);
+    assert_eq!(ok(&driver.run()[0].1).written, LEN);
+    let get_secs = started.elapsed().as_secs_f64();
+    let mb = LEN as f64 / 1e6;
+    println!(
+        "PUT 1 GiB (sendfile): {:.0} MB/s; GET 1 GiB (pwrite): {:.0} MB/s",
+        mb / put_secs,
+        mb / get_secs
+    );
+}
+
+#[test]
+fn debug_output_leaves_the_signed_head_out() {
+    let mut put = request(
+        &Server::start(|_| {}),
+        "PUT",
+        "/k",
+        "Authorization: AWS4 secret-sig\r\n",
+    );
+    put.body = RequestBody::Bytes(b"x".to_vec());
+    let shown = format!("{put:?}");
+    assert!(!shown.contains("secret-sig"), "{shown}");
+    assert!(
+        shown.contains(&format!("<{} bytes>", put.head.len())),
+        "{shown}"
+    );
+}
+
+#[test]
+fn an_idle_connection_to_another_endpoint_makes_room() {
+    let serve = |mut peer: Peer| {
+        while peer.request().is_some() {
+            peer.ok(b"hi");
+        }
+    };
+    let (a, b) = (Server::start(serve), Server::start(serve));
+    let mut driver = Driver::new(1);
+    for server in [&a, &b, &a] {
+        driver.submit(request(server, "GET", "/", ""));
+    }
+    let results = driver.run();
+    assert!(results.iter().all(|(_, r)| ok(r).body == b"hi"));
+    assert_eq!((a.connections(), b.connections()), (2, 1));
+    assert_eq!(driver.pool.stats().connections_opened, 3);
+}
+
+#[test]
+fn one_drive_moves_at_most_its_budget_each_way() {
+    let data = Arc::new(pattern(4 << 20));
+    let served = data.clone();
+    let (tx, rx) = mpsc::channel();
+    let server = Server::start(move |mut peer: Peer| {
+        while let Some(request) = peer.request() {
+            if request.method == "PUT" {
+                let _ = tx.send(request.body);
+                peer.ok(b"");
+            } else {
+                peer.ok(&served);
+            }
+        }
+    });
+    let source = TempFile::new("budget-source", &data);
+    let sink = TempFile::new("budget-sink", &[]);
+    let mut driver = Driver::new(1);
+    driver.pool.drive_budget = 64 << 10;
+    let mut put = request(
+        &server,
+        "PUT",
+        "/k",
+        &format!("Content-Length: {}\r\n", data.len()),
+    );
+    put.body = RequestBody::File {
+        file: source.file.clone(),
+        offset: 0,
+        len: data.len() as u64,
+    };
+    driver.submit(put);
+    let mut get = request(&server, "GET", "/k", "");
+    get.sink = ResponseSink::File {
+        file: sink.file.clone(),
+        offset: 0,
+        max_len: data.len() as u64,
+    };
+    driver.submit(get);
+    let results = driver.run();
+    ok(&results[0].1);
+    ok(&results[1].1);
+    assert!(rx.recv_timeout(Duration::from_secs(5)).expect("PUT body") == *data);
+    assert!(sink.contents() == *data, "downloaded bytes differ");
+    // One call may finish one exchange and start the next on the connection: the
+    // finished one's last bytes (here a head) ride along.
+    let (most_sent, most_received) = (driver.most_sent_in_a_call, driver.most_received_in_a_call);
+    let head_room = 200;
+    assert!(most_sent <= (64 << 10) + head_room, "{most_sent}");
+    assert!(most_received <= (64 << 10) + head_room, "{most_received}");
+}
+
+#[test]
+fn downloads_from_python_http_server() {
+    let dir = std::env::temp_dir().join(format!("sidewire-pool-{}-py", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("served directory");
+    let data = pattern(1_500_000);
+    std::fs::write(dir.join("object.bin"), &data).expect("served file");
+    let python = PythonServer::start(&dir);
+    let sink = TempFile::new("python-sink", &[]);
+    let mut driver = Driver::new(2);
+    let endpoint = Endpoint {
+        host: "127.0.0.1".to_string(),
+        port: python.port,
+        tls: false,
+    };
+    let head = |path: &str| {
+        format!(
+            "GET {path} HTTP/1.1\r\nHost: {}\r\n\r\n",
+            endpoint.host_header()
+        )
+    };
+    let get = PoolRequest {
+        endpoint: endpoint.clone(),
+        head: head("/object.bin").into_bytes(),
+        body: RequestBody::None,
+        sink: ResponseSink::File {
+            file: sink.file.clone(),
+            offset: 0,
+            max_len: data.len() as u64,
+        },
+        head_request: false,
+        idle_timeout: Duration::from_secs(10),
+    };
+    driver.submit(get.clone());
+    let missing = PoolRequest {
+        head: head("/missing").into_bytes(),
+        ..get
+    };
+    driver.submit(missing);
+    let results = driver.run();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(ok(&results[0].1).written, data.len() as u64);
+    assert!(sink.contents() == data, "downloaded bytes differ");
+    let not_found = ok(&results[1].1);
+    assert_eq!(not_found.head.status, 404);
+    assert_eq!(
+        not_found.written, 0,
+        "an error body is not written to the file"
+    );
+    assert!(!not_found.body.is_empty(), "the error page is kept");
 }

@@ -98,6 +98,21 @@ impl Peer {
         total
     }
 
+    /// Reads and drops `len` bytes (fewer if the connection ends); the count.
+    pub fn drain_exact(&mut self, len: u64) -> u64 {
+        let mut total = (self.buf.len() as u64).min(len);
+        self.buf.drain(..total as usize);
+        let mut chunk = vec![0u8; 1 << 20];
+        while total < len {
+            let want = (len - total).min(chunk.len() as u64) as usize;
+            match self.stream.read(&mut chunk[..want]) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => total += n as u64,
+            }
+        }
+        total
+    }
+
     fn fill(&mut self) -> io::Result<usize> {
         let mut chunk = [0u8; 64 * 1024];
         let n = self.stream.read(&mut chunk)?;
