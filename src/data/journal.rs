@@ -26,7 +26,6 @@ mod log_spill;
 mod schema;
 mod transfers;
 
-
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -213,3 +212,6 @@ impl Journal {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

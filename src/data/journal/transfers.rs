@@ -21,7 +21,7 @@ impl Direction {
 
 /// A transfer's row in the journal; the same (direction, spec) always gets the same id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct TransferId(i64);
+pub struct TransferId(pub(super) i64);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileState {
@@ -322,7 +322,7 @@ impl Journal {
 }
 
 /// Merges `(offset, len)` ranges sorted by offset into disjoint, non-touching ones.
-fn merge_ranges(sorted: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
+pub(super) fn merge_ranges(sorted: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
     let mut merged: Vec<(u64, u64)> = Vec::with_capacity(sorted.len());
     for (offset, len) in sorted {
         if len == 0 {
