@@ -32,6 +32,10 @@ pub use xml::{
 /// SHA-256 of the empty string, the payload hash of requests without a body.
 pub const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
+/// The payload hash that tells S3 the body is not hashed (it still travels
+/// inside TLS); for uploads too large to read twice.
+pub const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
+
 /// Lower-case hex SHA-256 of `bytes` (the `x-amz-content-sha256` value).
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex(&Sha256::digest(bytes))

@@ -54,7 +54,7 @@ impl Request {
     ///
     /// `payload_sha256_hex` is the body's [`sha256_hex`](super::sha256_hex),
     /// [`EMPTY_SHA256`](super::EMPTY_SHA256) without a body, or
-    /// `UNSIGNED-PAYLOAD`.
+    /// [`UNSIGNED_PAYLOAD`](super::UNSIGNED_PAYLOAD).
     pub fn sign(
         &mut self,
         target: &BucketTarget,

@@ -80,6 +80,12 @@ pub enum UrlError {
     },
     /// A local path was passed where an object store is needed.
     NotAnObjectStore,
+    /// The region is empty after trimming or holds characters other than
+    /// letters, digits, `-`, `_` and `.` (it goes into host names and the
+    /// signature scope).
+    BadRegion {
+        region: String,
+    },
     /// No region was given and none can be read from the host.
     RegionRequired {
         host: String,
@@ -113,6 +119,10 @@ impl fmt::Display for UrlError {
             ),
             UrlError::BadEndpoint { what } => write!(f, "S3 endpoint URL is not valid: {what}"),
             UrlError::NotAnObjectStore => f.write_str("a local path is not an object store"),
+            UrlError::BadRegion { region } => write!(
+                f,
+                "region {region:?} is not valid (letters, digits, '-', '_' and '.' only)"
+            ),
             UrlError::RegionRequired { host } => write!(
                 f,
                 "no region configured and none can be read from host {host:?}"
@@ -275,7 +285,17 @@ pub fn resolve_target(
     region: Option<&str>,
     style: AddressingStyle,
 ) -> Result<BucketTarget, UrlError> {
-    let region = region.map(str::trim).filter(|r| !r.is_empty());
+    let region = set(region);
+    if let Some(r) = region {
+        let ok = r.len() <= 64
+            && r.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        if !ok {
+            return Err(UrlError::BadRegion {
+                region: r.to_string(),
+            });
+        }
+    }
     let (bucket, default_host, region, style) = match url {
         StoreUrl::File { .. } => return Err(UrlError::NotAnObjectStore),
         StoreUrl::S3 { bucket, .. } => {

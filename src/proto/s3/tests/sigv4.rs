@@ -179,6 +179,33 @@ fn signature_of(authorization: &str) -> &str {
 }
 
 #[test]
+fn unsigned_payload_is_sent_and_signed_as_such() {
+    let target = example_target();
+    let mut unsigned = put_object(&target, "big");
+    unsigned.sign(
+        &target,
+        &example_credentials(),
+        UNSIGNED_PAYLOAD,
+        example_time(),
+    );
+    assert_eq!(
+        header(&unsigned, "x-amz-content-sha256"),
+        "UNSIGNED-PAYLOAD"
+    );
+    let mut hashed = put_object(&target, "big");
+    hashed.sign(
+        &target,
+        &example_credentials(),
+        EMPTY_SHA256,
+        example_time(),
+    );
+    assert_ne!(
+        signature_of(header(&unsigned, "Authorization")),
+        signature_of(header(&hashed, "Authorization"))
+    );
+}
+
+#[test]
 fn signature_covers_port_in_host() {
     let mut target = example_target();
     let creds = example_credentials();

@@ -166,6 +166,21 @@ fn aws_defaults() {
 }
 
 #[test]
+fn regions_are_checked() {
+    let url = s3("bucket", "");
+    for bad in ["us east", "us/east", "x\u{1}", "é"] {
+        assert_eq!(
+            resolve_target(&url, None, Some(bad), AddressingStyle::Auto),
+            Err(UrlError::BadRegion { region: bad.into() })
+        );
+    }
+    let t = resolve_target(&url, None, Some(" ru-central1 "), AddressingStyle::Auto).unwrap();
+    assert_eq!(t.region, "ru-central1");
+    let t = resolve_target(&url, None, Some(""), AddressingStyle::Auto).unwrap();
+    assert_eq!(t.region, "us-east-1");
+}
+
+#[test]
 fn gcs_and_tos() {
     let gs = parse_store_url("gs://gbucket/x").unwrap();
     let t = resolve_target(&gs, None, None, AddressingStyle::Auto).unwrap();
