@@ -8,6 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::cli::run::RunArgs;
+use crate::ctrl::data::DataConfig;
 use crate::ctrl::lifecycle::Setup;
 use crate::ctrl::uplink::{Terminal, Uplink};
 
@@ -55,13 +56,29 @@ fn prepare(args: &RunArgs) -> Result<(Setup, String), String> {
         .spawn()
         .map_err(|e| format!("cannot start the agent: {e}"))?;
     let output_path: PathBuf = workdir.join("output");
+    let store = args.store_url();
     let setup = Setup {
         source: args.name.clone(),
         socket_path,
         barrier: None,
         output_path: format!("{}/", output_path.display()),
-        inputs: args.inputs.clone(),
-        outputs: args.outputs.clone(),
+        data: DataConfig {
+            input_path: format!("{}/", workdir.join("input").display()),
+            user_config: workdir.join("credentials.yaml"),
+            service_config: workdir.join("credentials.yaml"),
+            journal: Some(workdir.join("journal.db")),
+            new_task: true,
+            data_timeout: Duration::from_secs(600),
+            concurrency: crate::data::engine::Settings::default_concurrency(),
+            retry_id: "0".into(),
+            group_name: String::new(),
+        },
+        inputs: args.inputs.iter().map(|s| input_spec(s, &store)).collect(),
+        outputs: args
+            .outputs
+            .iter()
+            .map(|s| output_spec(s, &store))
+            .collect(),
         logs_period: args.logs_period,
         logs_buffer_size: QUEUE_MESSAGES,
         logs_buffer_bytes: QUEUE_BYTES,
@@ -70,6 +87,34 @@ fn prepare(args: &RunArgs) -> Result<(Setup, String), String> {
         termination_log: false,
     };
     Ok((setup, args.name.clone()))
+}
+
+/// An input as `sidewire run` takes it: a full spec (`url:...`, `task:...`), or a bare
+/// name, which downloads `<store>/<name>` into `input/<name>`.
+fn input_spec(spec: &str, store: &str) -> String {
+    if spec.starts_with("url:") || spec.starts_with("task:") {
+        spec.to_string()
+    } else {
+        let name = spec.trim_matches('/');
+        format!("url:{name},{}/{name},", store.trim_end_matches('/'))
+    }
+}
+
+/// An output as `sidewire run` takes it: a full spec (`url:`, `task:`, `kpi:`), or a bare
+/// name, which uploads `output/` to `<store>/<name>`.
+fn output_spec(spec: &str, store: &str) -> String {
+    if ["url:", "task:", "kpi:"]
+        .iter()
+        .any(|k| spec.starts_with(k))
+    {
+        spec.to_string()
+    } else {
+        format!(
+            "url:{}/{},",
+            store.trim_end_matches('/'),
+            spec.trim_matches('/')
+        )
+    }
 }
 
 /// This binary's path: from /proc when mounted, else from argv[0] (an empty root or a

@@ -1,8 +1,11 @@
 //! Tests of the S3 test peers themselves: the real SigV4-checking server
-//! ([`common::s3_server`]), the fault-injecting proxy and the canned fake. The
+//! ([`s3_server`]), the fault-injecting proxy and the canned fake. The
 //! transfer engine's tests rely on these behaving exactly as asserted here.
 
 mod common;
+// Only the data-plane tests link the S3 server (and its tokio runtime).
+#[path = "common/s3_server.rs"]
+mod s3_server;
 
 #[path = "s3_harness/bench.rs"]
 mod bench;

@@ -51,6 +51,10 @@ pub struct CtrlArgs {
     pub logs_buffer_size: usize,
     /// Log queue budget in bytes, at least 1 (sidewire's own flag).
     pub logs_buffer_bytes: usize,
+    /// sidewire's own: the transfer journal (empty: none).
+    pub journal: PathBuf,
+    /// sidewire's own: requests in flight per transfer (0: from `CPU_COUNT`).
+    pub data_concurrency: usize,
 }
 
 impl CtrlArgs {
@@ -85,6 +89,8 @@ impl CtrlArgs {
         FlagDef::new("logsPeriod", FlagKind::Int, "100", "Milliseconds between log flushes."),
         FlagDef::new("logsBufferSize", FlagKind::Int, "10000", "Log queue capacity in messages."),
         FlagDef::new("logsBufferBytes", FlagKind::Int, "67108864", "Log queue budget in bytes."),
+        FlagDef::new("journal", FlagKind::Str, "/osmo/data/.sidewire/journal.db", "Transfer journal on the shared data volume; empty for none."),
+        FlagDef::new("dataConcurrency", FlagKind::Int, "0", "Requests in flight per transfer; 0 = 4 per CPU_COUNT."),
     ];
 
     /// Parses the sidecar's arguments (without the program name). Arguments
@@ -122,6 +128,8 @@ impl CtrlArgs {
             logs_period: goflag::millis_at_least_one(p.int("logsPeriod")),
             logs_buffer_size: goflag::count_at_least_one(p.int("logsBufferSize")),
             logs_buffer_bytes: goflag::count_at_least_one(p.int("logsBufferBytes")),
+            journal: p.str("journal").into(),
+            data_concurrency: usize::try_from(p.int("dataConcurrency")).unwrap_or(0),
         })
     }
 

@@ -4,16 +4,20 @@
 //! here too; the data phases are hooks in [`super::data`].
 
 use std::process::Child;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use mio::{Poll, Token};
+use mio::{Poll, Token, Waker};
 
 use super::agent_link::{AgentInput, AgentLink};
-use super::data;
+use super::data::{DataConfig, DataPhase, Note, Step};
 use super::exit::{ExitCode, Failure};
 use super::log_queue::{LogQueue, Record};
 use super::service::LinkEvent;
 use super::uplink::Uplink;
+use crate::data::engine::{DataPlane, Report, Settings, Work};
+use crate::data::journal::{CommandState, Journal};
+use crate::data::store::CredentialFiles;
 use crate::net::NetCtx;
 use crate::proto::ipc::{Message, MsgType};
 use crate::proto::osmo::{Action, IoType};
@@ -24,6 +28,8 @@ pub const SIGNALS: Token = Token(0);
 pub const LISTENER: Token = Token(1);
 pub const AGENT: Token = Token(2);
 pub const SERVICE: Token = Token(3);
+/// Wakes the loop when the data plane has a report.
+pub const DATA: Token = Token(4);
 
 /// The barrier message is sent again this often until the group is ready.
 const BARRIER_RESEND: Duration = Duration::from_secs(300);
@@ -49,7 +55,11 @@ enum Phase {
     Barrier {
         restart: bool,
     },
+    /// Inputs are downloading (before the barrier and the command).
+    Downloading,
     Running,
+    /// Outputs are uploading (after the command).
+    Uploading,
     /// A restart stopped the command and waits for the agent's confirmation.
     Stopping,
     /// LOG_DONE is queued; waiting for the service's `log_done`.
@@ -66,6 +76,7 @@ pub struct Setup {
     pub socket_path: std::path::PathBuf,
     pub barrier: Option<String>,
     pub output_path: String,
+    pub data: DataConfig,
     pub inputs: Vec<String>,
     pub outputs: Vec<String>,
     pub logs_period: Duration,
@@ -93,7 +104,20 @@ pub struct Ctrl {
     uplink_gone: bool,
     child_status: Option<i32>,
     exit: Option<i32>,
+    data_waker: Arc<Waker>,
+    /// The transfer thread, started when the first transfer is due.
+    plane: Option<DataPlane>,
+    transfers: Option<DataPhase>,
+    /// What an earlier ctrl of this task finished (phases, the command's end).
+    journal: Option<Journal>,
+    /// An earlier ctrl of this task saw the command finish: the agent may be gone, so
+    /// ctrl goes on to the uploads without it.
+    finished_before: bool,
 }
+
+/// Journal names of the data phases.
+const INPUTS_PHASE: &str = "inputs";
+const OUTPUTS_PHASE: &str = "outputs";
 
 impl Ctrl {
     pub fn new(
@@ -116,6 +140,29 @@ impl Ctrl {
                     format!("Cannot listen on {}: {e}", setup.socket_path.display()),
                 )
             })?;
+        let data_waker = Arc::new(
+            Waker::new(registry, DATA)
+                .map_err(|e| Failure::new(ExitCode::Other, format!("eventfd: {e}")))?,
+        );
+        let journal = setup
+            .data
+            .journal
+            .as_deref()
+            .and_then(|path| match Journal::open(path) {
+                Ok(j) => Some(j),
+                Err(e) => {
+                    eprintln!("ctrl: no journal, transfers will not resume: {e}");
+                    None
+                }
+            });
+        if setup.data.new_task {
+            if let Some(Err(e)) = journal.as_ref().map(Journal::start_new_task) {
+                eprintln!("ctrl: {e}");
+            }
+        }
+        let finished_before = journal
+            .as_ref()
+            .is_some_and(|j| matches!(j.command_state(), Ok(CommandState::Finished { .. })));
         let mut timers = Timers::default();
         timers.set(Timer::AgentDeadline, now + setup.unix_timeout);
         let queue = LogQueue::new(setup.logs_buffer_size, setup.logs_buffer_bytes);
@@ -133,6 +180,11 @@ impl Ctrl {
             uplink_gone: false,
             child_status: None,
             exit: None,
+            data_waker,
+            plane: None,
+            transfers: None,
+            journal,
+            finished_before,
         })
     }
 
@@ -159,6 +211,12 @@ impl Ctrl {
     }
 
     fn drain(&mut self, code: i32, now: Instant) {
+        // A transfer in flight stops here; its journal lets the next start resume it.
+        if self.transfers.take().is_some() {
+            if let Some(plane) = &self.plane {
+                plane.cancel();
+            }
+        }
         self.phase = Phase::Draining { code };
         self.uplink.flush();
         self.timers.set(Timer::DrainDeadline, now + DRAIN_GRACE);
@@ -263,7 +321,10 @@ impl Ctrl {
             self.on_message(message, now);
         }
         if let Some(why) = input.lost {
-            if !matches!(self.phase, Phase::Finishing | Phase::Draining { .. }) {
+            if !matches!(
+                self.phase,
+                Phase::Uploading | Phase::Finishing | Phase::Draining { .. }
+            ) {
                 self.fail(
                     Failure::new(ExitCode::UnixSocketFailed, format!("Lost the agent: {why}")),
                     now,
@@ -304,9 +365,22 @@ impl Ctrl {
             return;
         }
         crate::note!("ctrl: exec finished");
-        if let Err(failure) = data::upload_outputs(&self.setup.outputs) {
-            return self.fail(failure, now);
+        self.journaled(|j| j.set_command_state(CommandState::Finished { exit_code: 0 }));
+        if self.journaled(|j| j.phase_done(OUTPUTS_PHASE)) == Some(true) {
+            return self.outputs_done(now);
         }
+        match DataPhase::outputs(&self.setup.outputs, &self.setup.output_path) {
+            Ok(phase) if !phase.is_empty() => {
+                self.phase = Phase::Uploading;
+                self.start_transfers(phase, now);
+            }
+            Ok(_) => self.outputs_done(now),
+            Err(failure) => self.fail(failure, now),
+        }
+    }
+
+    /// Outputs are home: LOG_DONE goes out after everything before it.
+    fn outputs_done(&mut self, now: Instant) {
         self.queue.push(Record::LogDone {
             time: SystemTime::now(),
         });
@@ -317,10 +391,135 @@ impl Ctrl {
 
     /// The agent is connected and the uplink opened: download inputs, then the barrier.
     fn begin(&mut self, now: Instant) {
-        if let Err(failure) = data::download_inputs(&self.setup.inputs) {
-            return self.fail(failure, now);
+        if self.journaled(|j| j.phase_done(INPUTS_PHASE)) == Some(true) {
+            self.log(IoType::Download, "All Inputs Gathered (before a restart)");
+            return self.after_barrier_or_start(false, now);
         }
-        self.after_barrier_or_start(false, now);
+        match DataPhase::inputs(&self.setup.inputs, &self.setup.data.input_path) {
+            Ok(phase) if !phase.is_empty() => {
+                self.phase = Phase::Downloading;
+                self.start_transfers(phase, now);
+            }
+            Ok(_) => self.after_barrier_or_start(false, now),
+            Err(failure) => self.fail(failure, now),
+        }
+    }
+
+    fn start_transfers(&mut self, mut phase: DataPhase, now: Instant) {
+        let Some((line, work)) = phase.first() else {
+            return;
+        };
+        self.transfers = Some(phase);
+        self.log_transfer(line);
+        self.submit(work, now);
+    }
+
+    fn log_transfer(&mut self, line: String) {
+        let io = match self.phase {
+            Phase::Downloading => IoType::Download,
+            _ => IoType::Upload,
+        };
+        self.log(io, line);
+    }
+
+    /// Hands `work` to the data plane, starting its thread on first use.
+    fn submit(&mut self, work: Work, now: Instant) {
+        if self.plane.is_none() {
+            let cfg = &self.setup.data;
+            let settings = Settings {
+                credentials: CredentialFiles {
+                    user: cfg.user_config.clone(),
+                    service: cfg.service_config.clone(),
+                    env: crate::data::creds::AwsEnv::from_process(),
+                    config_dir: std::env::var_os("OSMO_CONFIG_FILE_DIR").map(Into::into),
+                },
+                journal: cfg.journal.clone(),
+                concurrency: cfg.concurrency,
+                data_timeout: cfg.data_timeout,
+            };
+            match DataPlane::start(settings, self.data_waker.clone()) {
+                Ok(plane) => self.plane = Some(plane),
+                Err(e) => return self.fail(Failure::new(ExitCode::Other, e), now),
+            }
+        }
+        if let Some(plane) = &self.plane {
+            plane.submit(work);
+        }
+    }
+
+    /// Takes the data plane's reports: progress lines, and each transfer's outcome.
+    fn on_data(&mut self, now: Instant) {
+        while let Some(report) = self.plane.as_ref().and_then(DataPlane::try_report) {
+            match report {
+                Report::Log(io, text) => self.log(io, text),
+                Report::Finished(outcome) => self.on_transfer_done(outcome, now),
+            }
+        }
+    }
+
+    fn on_transfer_done(
+        &mut self,
+        outcome: Result<crate::data::engine::Summary, Failure>,
+        now: Instant,
+    ) {
+        let Some(transfers) = self.transfers.as_mut() else {
+            return;
+        };
+        let step = transfers.finished(outcome, &self.setup.data, &self.setup.source);
+        let notes = match step {
+            Step::Failed(failure) => {
+                self.transfers = None;
+                return self.fail(failure, now);
+            }
+            Step::Next(notes, work) => {
+                self.note_all(notes);
+                return self.submit(work, now);
+            }
+            Step::Done(notes) => notes,
+        };
+        self.note_all(notes);
+        self.transfers = None;
+        match self.phase {
+            Phase::Downloading => {
+                self.journaled(|j| j.mark_phase_done(INPUTS_PHASE));
+                self.after_barrier_or_start(false, now)
+            }
+            Phase::Uploading => {
+                self.journaled(|j| j.mark_phase_done(OUTPUTS_PHASE));
+                self.outputs_done(now)
+            }
+            _ => {}
+        }
+    }
+
+    fn note_all(&mut self, notes: Vec<Note>) {
+        let source = self.setup.source.clone();
+        for note in notes {
+            match note {
+                Note::Line(line) => self.log_transfer(line),
+                Note::TaskIo(metric) => {
+                    let mut payload = Vec::new();
+                    crate::proto::osmo::encode_task_io_metric(
+                        &mut payload,
+                        &source,
+                        SystemTime::now(),
+                        &metric,
+                    );
+                    self.queue.push(Record::Encoded { payload });
+                }
+                Note::Group(metric) => {
+                    let mut payload = Vec::new();
+                    crate::proto::osmo::encode_group_metric(
+                        &mut payload,
+                        &source,
+                        SystemTime::now(),
+                        &metric,
+                    );
+                    self.queue.push(Record::Encoded { payload });
+                }
+            }
+        }
+        self.uplink.flush();
     }
 
     /// Enters the barrier if there is one, else (re)starts the command.
@@ -347,6 +546,23 @@ impl Ctrl {
         self.agent.send(&message);
         self.exec_started = true;
         self.phase = Phase::Running;
+        self.journaled(|j| j.set_command_state(CommandState::Running));
+    }
+
+    /// Runs `f` on the journal, if there is one; a failure is logged, not fatal (the task
+    /// goes on, only a restart would redo more).
+    fn journaled<T>(
+        &mut self,
+        f: impl FnOnce(&Journal) -> Result<T, crate::data::journal::JournalError>,
+    ) -> Option<T> {
+        let result = f(self.journal.as_ref()?);
+        match result {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.log(IoType::OsmoCtrl, format!("Journal: {e}"));
+                None
+            }
+        }
     }
 
     fn on_link(&mut self, event: LinkEvent, now: Instant) {
@@ -451,6 +667,13 @@ impl Ctrl {
     /// Moves the lifecycle forward when its conditions hold.
     fn step_phase(&mut self, poll: &Poll, now: Instant) {
         match self.phase {
+            Phase::Starting if self.uplink_opened && self.finished_before => {
+                self.log(IoType::OsmoCtrl, "The command finished before a restart");
+                self.timers.cancel(Timer::AgentDeadline);
+                self.exec_started = true;
+                self.phase = Phase::Running;
+                self.on_exec_done(now);
+            }
             Phase::Starting if self.agent.is_connected() && self.uplink_opened => self.begin(now),
             Phase::Draining { code } => {
                 let delivered = self.queue.is_drained() || self.uplink_gone;
@@ -476,6 +699,7 @@ impl Handler for Ctrl {
 
     fn on_tick(&mut self, poll: &Poll, now: Instant) {
         self.on_signals(now);
+        self.on_data(now);
         while let Some(timer) = self.timers.pop_due(now) {
             self.on_timer(timer, now);
         }

@@ -45,6 +45,20 @@ pub fn main(args: CtrlArgs) -> i32 {
         socket_path: args.socket_path.clone(),
         barrier: Some(args.barrier.clone()).filter(|b| !b.is_empty()),
         output_path: args.output_path.clone(),
+        data: data::DataConfig {
+            input_path: args.input_path.clone(),
+            user_config: args.user_config.clone(),
+            service_config: args.service_config.clone(),
+            journal: journal_path(&args.journal),
+            new_task: false,
+            data_timeout: args.data_timeout,
+            concurrency: match args.data_concurrency {
+                0 => crate::data::engine::Settings::default_concurrency(),
+                n => n,
+            },
+            retry_id: args.retry_id.clone(),
+            group_name: args.group_name.clone(),
+        },
         inputs: args.inputs.clone(),
         outputs: args.outputs.clone(),
         logs_period: args.logs_period,
@@ -57,6 +71,27 @@ pub fn main(args: CtrlArgs) -> i32 {
     run(setup, |now| {
         Uplink::Service(Box::new(ServiceLink::new(cfg, SERVICE, now)))
     })
+}
+
+/// The journal to use: none when the flag is empty, or when its folder cannot be made
+/// (a sidecar without the shared volume still runs, without resume).
+fn journal_path(flag: &std::path::Path) -> Option<std::path::PathBuf> {
+    if flag.as_os_str().is_empty() {
+        return None;
+    }
+    let folder = flag.parent().filter(|p| !p.as_os_str().is_empty())?;
+    // Only the journal's own folder is made: the volume under it must already be there.
+    match std::fs::create_dir(folder) {
+        Ok(()) => Some(flag.to_path_buf()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Some(flag.to_path_buf()),
+        Err(e) => {
+            eprintln!(
+                "ctrl: no transfer journal ({}: {e}); transfers will not resume after a restart",
+                folder.display()
+            );
+            None
+        }
+    }
 }
 
 /// Runs the lifecycle with the uplink `make_uplink` builds; shared with `sidewire run`.

@@ -14,7 +14,10 @@ const STEP: usize = 64 << 20;
 
 /// The temporary name a file is written under until it is complete.
 pub fn temp_name(dest: &Path) -> PathBuf {
-    let name = dest.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
     dest.with_file_name(format!(".{name}.sidewire-part"))
 }
 
@@ -76,7 +79,9 @@ fn copy_in_user_space(
     use std::os::unix::fs::FileExt;
     let mut buf = vec![0u8; 1 << 20];
     while copied < size {
-        let want = buf.len().min(usize::try_from(size - copied).unwrap_or(buf.len()));
+        let want = buf
+            .len()
+            .min(usize::try_from(size - copied).unwrap_or(buf.len()));
         let n = from.read_at(&mut buf[..want], copied)?;
         if n == 0 {
             return Err(shrank(size, copied));

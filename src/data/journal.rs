@@ -134,6 +134,15 @@ impl Journal {
         }
     }
 
+    /// Forgets the phases and the command's state: a new task starts in this journal (a
+    /// second `sidewire run` in the same folder). Transfer records stay, so files already
+    /// sent unchanged are not sent again.
+    pub fn start_new_task(&self) -> Result<(), JournalError> {
+        self.conn
+            .execute_batch("DELETE FROM phase; DELETE FROM command;")
+            .map_err(|e| self.sql_error("starting a new task".into(), e))
+    }
+
     /// Whether the task phase `phase` was recorded as finished.
     pub fn phase_done(&self, phase: &str) -> Result<bool, JournalError> {
         self.conn

@@ -1,4 +1,4 @@
-//! An HTTP/1.1 proxy that sits in front of [`super::s3_server::S3Server`] and breaks
+//! An HTTP/1.1 proxy that sits in front of the S3 test server (`tests/common/s3_server.rs`) and breaks
 //! chosen exchanges on purpose: S3 error answers (503 SlowDown, 500 InternalError),
 //! connection resets before or after the upstream did the work, truncated, stalled or
 //! corrupted response bodies. Client connections are kept alive across requests; each

@@ -10,7 +10,6 @@ pub mod fault_proxy;
 pub mod http_raw;
 pub mod osmo_service;
 pub mod pod;
-pub mod s3_server;
 pub mod tcp_server;
 pub mod tls_service;
 pub mod ws_raw;

@@ -3,6 +3,7 @@
 //! tokio runtime and thread. Requests signed with another secret are refused with
 //! `SignatureDoesNotMatch`, and every request must carry `x-amz-content-sha256`.
 //! Path-style addressing only unless started with [`S3Server::start_with_domain`].
+#![allow(dead_code)]
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::process::Command;
 
-use crate::common::s3_server::S3Server;
+use crate::s3_server::S3Server;
 
 fn run(server: &S3Server, mode: &str, file: &std::path::Path) -> serde_json::Value {
     let output = Command::new("python3")

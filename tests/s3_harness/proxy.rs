@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::boto;
 use crate::common::fault_proxy::{Exchange, Fault, FaultPlan, FaultProxy, Rule};
-use crate::common::s3_server::S3Server;
+use crate::s3_server::S3Server;
 
 const AK: &str = "AKIDPROXY";
 const SK: &str = "proxy-secret-key";

@@ -2,7 +2,7 @@
 //! transfer engine uses, and what s3s-fs 0.14 does with the finer points.
 
 use crate::boto;
-use crate::common::s3_server::S3Server;
+use crate::s3_server::S3Server;
 
 const AK: &str = "AKIDHARNESS";
 const SK: &str = "harness-secret-key";

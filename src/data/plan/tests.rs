@@ -10,7 +10,7 @@ fn part_size_is_at_least_8_mib_and_fits_in_10000_parts() {
     assert_eq!(part_size(MIN_PART * MAX_PARTS + 1), 9 * MIB);
     for size in [1, 64 * MIB + 1, 100 << 30, 5 << 40] {
         let p = part_size(size);
-        assert!(p >= MIN_PART && p % MIB == 0);
+        assert!(p >= MIN_PART && p.is_multiple_of(MIB));
         assert!(size.div_ceil(p) <= MAX_PARTS, "{size}");
     }
 }
@@ -64,7 +64,10 @@ fn keys_below_a_prefix() {
     assert_eq!(key_below_prefix("data/a/b", "data"), Some("a/b"));
     assert_eq!(key_below_prefix("data/a/b", "data/"), Some("a/b"));
     assert_eq!(key_below_prefix("data2/a", "data"), None);
-    assert_eq!(key_below_prefix("data/one.bin", "data/one.bin"), Some("one.bin"));
+    assert_eq!(
+        key_below_prefix("data/one.bin", "data/one.bin"),
+        Some("one.bin")
+    );
     assert_eq!(key_below_prefix("x", ""), Some("x"));
     assert_eq!(upload_key("out/", "a/b"), "out/a/b");
     assert_eq!(upload_key("", "a"), "a");

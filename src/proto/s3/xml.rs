@@ -297,7 +297,9 @@ pub fn parse_list_objects_v2(body: &[u8]) -> Result<ListPage, XmlError> {
                 page.objects.push(ObjectEntry {
                     key: required(key.take(), "Key", "Contents")?,
                     size: required(size.take(), "Size", "Contents")?,
-                    etag: required(etag.take(), "ETag", "Contents")?,
+                    // Some S3-compatible stores (s3s-fs) list no ETag; integrity then
+                    // rests on the size and the GET answers' ETags.
+                    etag: etag.take().unwrap_or_default(),
                 });
             }
             ([ROOT], "IsTruncated") => truncated = Some(boolean("IsTruncated", &text)?),
@@ -349,7 +351,8 @@ pub fn parse_list_parts(body: &[u8]) -> Result<PartsPage, XmlError> {
                 }
                 page.parts.push(PartEntry {
                     number: required(number_.take(), "PartNumber", "Part")?,
-                    etag: required(etag.take(), "ETag", "Part")?,
+                    // s3s-fs lists parts without an ETag; the caller then checks sizes.
+                    etag: etag.take().unwrap_or_default(),
                     size: required(size.take(), "Size", "Part")?,
                 });
             }

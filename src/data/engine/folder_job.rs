@@ -1,0 +1,159 @@
+//! Transfers to and from a folder of a shared filesystem (`file://` URLs and plain absolute
+//! paths): one file copied per step, so progress lines and a cancel get through.
+
+use std::path::PathBuf;
+use std::time::{Instant, SystemTime};
+
+use super::{Shared, Summary, Work};
+use crate::ctrl::exit::{ExitCode, Failure};
+use crate::data::file_store::copy_file;
+use crate::data::filter::Filter;
+use crate::data::journal::{Direction, FileRecord, FileState, TransferId};
+use crate::data::progress::Progress;
+use crate::data::walk::{self, LocalFile};
+use crate::proto::osmo::IoType;
+
+pub struct FolderJob {
+    work: Work,
+    filter: Filter,
+    /// The store's folder.
+    store: PathBuf,
+    transfer: Option<TransferId>,
+    progress: Progress,
+    start: SystemTime,
+    /// Files to copy and where each goes; `None` until listed.
+    files: Option<Vec<(LocalFile, PathBuf)>>,
+    next: usize,
+}
+
+impl FolderJob {
+    pub fn new(
+        work: Work,
+        filter: Filter,
+        store: PathBuf,
+        transfer: Option<TransferId>,
+        now: Instant,
+    ) -> FolderJob {
+        FolderJob {
+            work,
+            filter,
+            store,
+            transfer,
+            progress: Progress::new(now),
+            start: SystemTime::now(),
+            files: None,
+            next: 0,
+        }
+    }
+
+    fn failure(&self, message: String) -> Failure {
+        let code = match self.work.direction {
+            Direction::Download => ExitCode::DownloadFailed,
+            Direction::Upload => ExitCode::UploadFailed,
+        };
+        Failure::new(code, message)
+    }
+
+    fn list(&self, sh: &Shared) -> Result<Vec<(LocalFile, PathBuf)>, String> {
+        let (from, to) = match self.work.direction {
+            Direction::Upload => (&self.work.local, &self.store),
+            Direction::Download => (&self.store, &self.work.local),
+        };
+        let files = match &self.work.only {
+            Some(rel) => {
+                let all =
+                    walk::walk(from).map_err(|e| format!("Cannot list {}: {e}", from.display()))?;
+                let found: Vec<_> = all.into_iter().filter(|f| &f.rel == rel).collect();
+                if found.is_empty() {
+                    sh.log(
+                        IoType::Upload,
+                        format!("File {} does not exist", from.join(rel).display()),
+                    );
+                }
+                found
+            }
+            None => walk::walk(from).map_err(|e| format!("Cannot list {}: {e}", from.display()))?,
+        };
+        Ok(files
+            .into_iter()
+            .filter(|f| self.filter.matches(&f.rel))
+            .map(|f| {
+                let dest = to.join(&f.rel);
+                (f, dest)
+            })
+            .collect())
+    }
+
+    pub fn advance(&mut self, sh: &mut Shared, now: Instant) -> Option<Result<Summary, Failure>> {
+        let _ = now;
+        if self.files.is_none() {
+            match self.list(sh) {
+                Ok(files) => {
+                    self.progress.files_total = files.len() as u64;
+                    self.progress.bytes_total = files.iter().map(|(f, _)| f.size).sum();
+                    self.files = Some(files);
+                }
+                Err(e) => return Some(Err(self.failure(e))),
+            }
+        }
+        let files = self.files.as_ref()?;
+        let Some((file, dest)) = files.get(self.next).cloned() else {
+            return Some(Ok(Summary {
+                files: self.progress.files_done,
+                bytes: self.progress.bytes_done,
+                start: self.start,
+                end: SystemTime::now(),
+            }));
+        };
+        self.next += 1;
+        let journal = sh.journal.as_ref().zip(self.transfer);
+        let done_before = journal.is_some_and(|(j, t)| {
+            j.file(t, &file.rel).ok().flatten().is_some_and(|r| {
+                r.state == FileState::Done && r.size == file.size && r.mtime_ns == file.mtime_ns
+            })
+        });
+        if done_before && std::fs::metadata(&dest).is_ok_and(|m| m.len() == file.size) {
+            self.progress.bytes_done += file.size;
+            self.progress.bytes_skipped += file.size;
+        } else {
+            let progress = &mut self.progress;
+            if let Err(e) = copy_file(&file.path, &dest, &mut |n| progress.bytes_done += n) {
+                return Some(Err(self.failure(format!(
+                    "Cannot copy {} to {}: {e}",
+                    file.path.display(),
+                    dest.display()
+                ))));
+            }
+            if let Some((j, t)) = journal {
+                if let Err(e) = j.set_file(
+                    t,
+                    &file.rel,
+                    FileRecord {
+                        size: file.size,
+                        mtime_ns: file.mtime_ns,
+                        state: FileState::Done,
+                    },
+                ) {
+                    return Some(Err(self.failure(e.to_string())));
+                }
+            }
+        }
+        self.progress.files_done += 1;
+        None
+    }
+
+    pub fn log_progress(&self, sh: &Shared, now: Instant) {
+        let verb = match self.work.direction {
+            Direction::Upload => "Uploading",
+            Direction::Download => "Downloading",
+        };
+        let io = match self.work.direction {
+            Direction::Upload => IoType::Upload,
+            Direction::Download => IoType::Download,
+        };
+        sh.log(
+            io,
+            format!("{verb} {}: {}", self.work.url, self.progress.line(now)),
+        );
+    }
+}

@@ -1,0 +1,355 @@
+//! The transfer engine: its own thread and `mio` loop, so a slow disk or object store never
+//! delays the control loop's heartbeats and log lines. ctrl hands it one [`Work`] at a
+//! time through a channel and a waker; it answers with [`Report`]s (log lines, then the
+//! outcome) the same way.
+
+mod folder_job;
+mod s3_download;
+mod s3_job;
+mod s3_upload;
+
+use std::path::PathBuf;
+use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant, SystemTime};
+
+use mio::{Events, Poll, Token, Waker};
+
+use super::filter::Filter;
+use super::journal::{Direction, Journal};
+use super::store::{CredentialFiles, CredentialSource, Store};
+use super::workers::Workers;
+use crate::ctrl::exit::{ExitCode, Failure};
+use crate::net::http_pool::HttpPool;
+use crate::net::NetCtx;
+use crate::proto::osmo::IoType;
+use folder_job::FolderJob;
+use s3_job::S3Job;
+
+const COMMANDS: Token = Token(0);
+const WORKERS: Token = Token(1);
+const FIRST_CONNECTION: usize = 16;
+/// How often a progress line is logged while a transfer runs.
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+
+/// One transfer: a spec's URL to or from a local folder.
+#[derive(Clone, Debug)]
+pub struct Work {
+    pub direction: Direction,
+    pub url: String,
+    pub credentials: CredentialSource,
+    /// Object filter (empty: everything).
+    pub regex: String,
+    /// The local folder downloaded into or uploaded from.
+    pub local: PathBuf,
+    /// Upload only this file of the folder (a `kpi:` output); a missing file is logged.
+    pub only: Option<String>,
+    /// What identifies this transfer in the journal across restarts.
+    pub journal_key: String,
+    /// A `url:` spec: access denied is "data unauthorized" (exit 14).
+    pub check_access: bool,
+}
+
+/// What a finished transfer moved.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Summary {
+    pub files: u64,
+    pub bytes: u64,
+    pub start: SystemTime,
+    pub end: SystemTime,
+}
+
+pub enum Report {
+    Log(IoType, String),
+    Finished(Result<Summary, Failure>),
+}
+
+pub struct Settings {
+    pub credentials: CredentialFiles,
+    pub journal: Option<PathBuf>,
+    /// Requests in flight at once.
+    pub concurrency: usize,
+    /// A request with no progress for this long is retried.
+    pub data_timeout: Duration,
+}
+
+impl Settings {
+    /// Requests in flight: the flag's value, else four per CPU of `CPU_COUNT`, within 4..=64.
+    pub fn default_concurrency() -> usize {
+        let cpus = std::env::var("CPU_COUNT")
+            .ok()
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .or_else(|| thread::available_parallelism().ok().map(|n| n.get()))
+            .unwrap_or(2);
+        (cpus * 4).clamp(4, 64)
+    }
+}
+
+enum Command {
+    Run(Work),
+    Cancel,
+}
+
+/// ctrl's handle on the engine thread.
+pub struct DataPlane {
+    commands: Sender<Command>,
+    reports: Receiver<Report>,
+    waker: Arc<Waker>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl DataPlane {
+    /// Starts the engine thread; `notify` is woken whenever a report is ready.
+    pub fn start(settings: Settings, notify: Arc<Waker>) -> Result<DataPlane, String> {
+        let poll = Poll::new().map_err(|e| format!("epoll: {e}"))?;
+        let waker = Arc::new(Waker::new(poll.registry(), COMMANDS).map_err(|e| e.to_string())?);
+        let (commands, command_rx) = mpsc::channel();
+        let (report_tx, reports) = mpsc::channel();
+        let thread = thread::Builder::new()
+            .name("sidewire-data".into())
+            .spawn(move || {
+                let outbox = Outbox {
+                    reports: report_tx,
+                    notify,
+                };
+                match Engine::new(settings, poll, outbox.clone()) {
+                    Ok(mut engine) => engine.run(command_rx),
+                    Err(e) => outbox.send(Report::Finished(Err(Failure::new(ExitCode::Other, e)))),
+                }
+            })
+            .map_err(|e| format!("cannot start the data thread: {e}"))?;
+        Ok(DataPlane {
+            commands,
+            reports,
+            waker,
+            thread: Some(thread),
+        })
+    }
+
+    pub fn submit(&self, work: Work) {
+        let _ = self.commands.send(Command::Run(work));
+        let _ = self.waker.wake();
+    }
+
+    /// Stops the running transfer; the journal keeps what is done so the next start
+    /// resumes. A `Finished` report follows.
+    pub fn cancel(&self) {
+        let _ = self.commands.send(Command::Cancel);
+        let _ = self.waker.wake();
+    }
+
+    pub fn try_report(&self) -> Option<Report> {
+        self.reports.try_recv().ok()
+    }
+}
+
+impl Drop for DataPlane {
+    fn drop(&mut self) {
+        let _ = self.commands.send(Command::Cancel);
+        let (tx, _) = mpsc::channel();
+        self.commands = tx;
+        let _ = self.waker.wake();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Outbox {
+    reports: Sender<Report>,
+    notify: Arc<Waker>,
+}
+
+impl Outbox {
+    fn send(&self, report: Report) {
+        let _ = self.reports.send(report);
+        let _ = self.notify.wake();
+    }
+}
+
+/// What every job of the engine shares.
+pub(crate) struct Shared {
+    pub poll: Poll,
+    pub net: NetCtx,
+    pub pool: HttpPool,
+    pub workers: Workers<std::io::Result<String>>,
+    pub journal: Option<Journal>,
+    pub data_timeout: Duration,
+    /// Requests in flight at once (and files open at once).
+    pub concurrency: usize,
+    outbox: Outbox,
+}
+
+impl Shared {
+    pub fn log(&self, io: IoType, text: String) {
+        self.outbox.send(Report::Log(io, text));
+    }
+}
+
+enum Job {
+    S3(Box<S3Job>),
+    Folder(Box<FolderJob>),
+}
+
+struct Engine {
+    settings: Settings,
+    shared: Shared,
+    job: Option<Job>,
+    next_progress: Option<Instant>,
+}
+
+impl Engine {
+    fn new(settings: Settings, poll: Poll, outbox: Outbox) -> Result<Engine, String> {
+        let net = NetCtx::new()?;
+        let workers_waker =
+            Arc::new(Waker::new(poll.registry(), WORKERS).map_err(|e| e.to_string())?);
+        let threads = thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .min(8);
+        let workers = Workers::new(threads, workers_waker).map_err(|e| e.to_string())?;
+        let journal = match &settings.journal {
+            Some(path) => Some(Journal::open(path).map_err(|e| e.to_string())?),
+            None => None,
+        };
+        let pool = HttpPool::new(FIRST_CONNECTION, settings.concurrency.max(1));
+        Ok(Engine {
+            shared: Shared {
+                poll,
+                net,
+                pool,
+                workers,
+                journal,
+                data_timeout: settings.data_timeout,
+                concurrency: settings.concurrency.max(1),
+                outbox,
+            },
+            settings,
+            job: None,
+            next_progress: None,
+        })
+    }
+
+    fn run(&mut self, commands: Receiver<Command>) {
+        let mut events = Events::with_capacity(256);
+        loop {
+            loop {
+                match commands.try_recv() {
+                    Ok(Command::Run(work)) => self.start(work),
+                    Ok(Command::Cancel) => self.cancel(),
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => return self.cancel(),
+                }
+            }
+            let now = Instant::now();
+            self.advance(now);
+            let deadline = [self.deadline(), self.next_progress]
+                .into_iter()
+                .flatten()
+                .min();
+            let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            if let Err(e) = self.shared.poll.poll(&mut events, timeout) {
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    return self.finish(Err(Failure::new(ExitCode::Other, format!("epoll: {e}"))));
+                }
+            }
+        }
+    }
+
+    fn start(&mut self, work: Work) {
+        let now = Instant::now();
+        let failed_code = match work.direction {
+            Direction::Download => ExitCode::DownloadFailed,
+            Direction::Upload => ExitCode::UploadFailed,
+        };
+        let filter = match Filter::new(&work.regex) {
+            Ok(f) => f,
+            Err(e) => return self.finish(Err(Failure::new(ExitCode::InvalidInput, e.to_string()))),
+        };
+        let store = match self
+            .settings
+            .credentials
+            .resolve(&work.url, work.credentials)
+        {
+            Ok(s) => s,
+            Err(e) => {
+                return self.finish(Err(Failure::new(
+                    failed_code,
+                    format!("Cannot reach {}: {e}", work.url),
+                )))
+            }
+        };
+        let transfer = match &self.shared.journal {
+            Some(j) => match j.transfer(work.direction, &work.journal_key) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    return self.finish(Err(Failure::new(
+                        ExitCode::FileOperationFailed,
+                        e.to_string(),
+                    )))
+                }
+            },
+            None => None,
+        };
+        self.job = Some(match store {
+            Store::S3 {
+                target,
+                creds,
+                prefix,
+            } => Job::S3(Box::new(S3Job::new(
+                work, filter, target, creds, prefix, transfer, now,
+            ))),
+            Store::Folder(path) => {
+                Job::Folder(Box::new(FolderJob::new(work, filter, path, transfer, now)))
+            }
+        });
+        self.next_progress = Some(now + PROGRESS_EVERY);
+    }
+
+    fn advance(&mut self, now: Instant) {
+        let shared = &mut self.shared;
+        let outcome = match &mut self.job {
+            None => return,
+            Some(Job::S3(job)) => job.advance(shared, now),
+            Some(Job::Folder(job)) => job.advance(shared, now),
+        };
+        if let Some(at) = self.next_progress {
+            if now >= at {
+                match &self.job {
+                    Some(Job::S3(job)) => job.log_progress(&self.shared, now),
+                    Some(Job::Folder(job)) => job.log_progress(&self.shared, now),
+                    None => {}
+                }
+                self.next_progress = Some(now + PROGRESS_EVERY);
+            }
+        }
+        if let Some(outcome) = outcome {
+            self.finish(outcome);
+        }
+    }
+
+    fn deadline(&mut self) -> Option<Instant> {
+        match &mut self.job {
+            Some(Job::S3(job)) => job.next_deadline(&self.shared),
+            // A folder copy works in steps: come back at once for the next one.
+            Some(Job::Folder(_)) => Some(Instant::now()),
+            None => None,
+        }
+    }
+
+    fn cancel(&mut self) {
+        if let Some(Job::S3(job)) = &mut self.job {
+            job.cancel(&mut self.shared);
+        }
+        if self.job.is_some() {
+            self.finish(Err(Failure::new(ExitCode::Other, "transfer cancelled")));
+        }
+    }
+
+    fn finish(&mut self, outcome: Result<Summary, Failure>) {
+        self.job = None;
+        self.next_progress = None;
+        self.shared.outbox.send(Report::Finished(outcome));
+    }
+}

@@ -1,0 +1,501 @@
+//! One transfer between a local folder and an S3-compatible bucket: the requests it has in
+//! flight, their retries, and what it reports. The steps particular to each direction are
+//! in [`super::s3_upload`] and [`super::s3_download`].
+
+use std::collections::{HashMap, VecDeque};
+use std::fs::File;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use super::{Shared, Summary, Work};
+use crate::ctrl::exit::{ExitCode, Failure};
+use crate::data::filter::Filter;
+use crate::data::journal::{Direction, TransferId};
+use crate::data::progress::Progress;
+use crate::net::http_pool::{
+    PoolError, PoolRequest, PoolResponse, RequestBody, RequestId, ResponseSink,
+};
+use crate::net::Endpoint;
+use crate::proto::http::Body;
+use crate::proto::osmo::IoType;
+use crate::proto::s3::{self, BucketTarget, Credentials, Request};
+use crate::reactor::Timers;
+
+/// Attempts per request before the transfer fails.
+pub const MAX_ATTEMPTS: u32 = 8;
+/// Largest XML answer read (a listing page of 1000 keys is ~300 KiB).
+pub const MAX_XML: u64 = 8 << 20;
+
+/// Why a request is made; enough to build it again for a retry.
+#[derive(Clone, Debug)]
+pub enum Purpose {
+    List {
+        token: Option<String>,
+    },
+    Put {
+        file: usize,
+    },
+    Create {
+        file: usize,
+    },
+    ListParts {
+        file: usize,
+        marker: Option<u32>,
+    },
+    Part {
+        file: usize,
+        number: u32,
+        offset: u64,
+        len: u64,
+    },
+    Complete {
+        file: usize,
+    },
+    Get {
+        file: usize,
+        offset: u64,
+        len: u64,
+    },
+    /// A downloaded file's check on a worker thread (no request).
+    Verify {
+        file: usize,
+    },
+}
+
+pub struct Op {
+    pub purpose: Purpose,
+    pub attempts: u32,
+    /// SHA-256 of the body, once computed (bodies read from files are hashed on a worker).
+    pub payload_hash: Option<String>,
+    pub last_error: String,
+}
+
+pub enum Mode {
+    Upload(super::s3_upload::Upload),
+    Download(super::s3_download::Download),
+}
+
+pub struct S3Job {
+    pub work: Work,
+    pub filter: Filter,
+    pub target: BucketTarget,
+    pub creds: Credentials,
+    pub prefix: String,
+    pub transfer: Option<TransferId>,
+    pub progress: Progress,
+    pub start: SystemTime,
+    pub mode: Mode,
+    ops: HashMap<u64, Op>,
+    next_op: u64,
+    requests: HashMap<RequestId, u64>,
+    /// Ops waiting for a worker thread (a payload hash or a file's check).
+    hashing: HashMap<u64, ()>,
+    retries: Timers<u64>,
+    /// Ops ready to be sent, in order.
+    ready: VecDeque<u64>,
+    pub failure: Option<Failure>,
+    pub done: bool,
+}
+
+impl S3Job {
+    pub fn new(
+        work: Work,
+        filter: Filter,
+        target: BucketTarget,
+        creds: Credentials,
+        prefix: String,
+        transfer: Option<TransferId>,
+        now: Instant,
+    ) -> S3Job {
+        let mode = match work.direction {
+            Direction::Upload => Mode::Upload(Default::default()),
+            Direction::Download => Mode::Download(Default::default()),
+        };
+        S3Job {
+            work,
+            filter,
+            target,
+            creds,
+            prefix,
+            transfer,
+            progress: Progress::new(now),
+            start: SystemTime::now(),
+            mode,
+            ops: HashMap::new(),
+            next_op: 0,
+            requests: HashMap::new(),
+            hashing: HashMap::new(),
+            retries: Timers::default(),
+            ready: VecDeque::new(),
+            failure: None,
+            done: false,
+        }
+    }
+
+    pub fn io_type(&self) -> IoType {
+        match self.work.direction {
+            Direction::Upload => IoType::Upload,
+            Direction::Download => IoType::Download,
+        }
+    }
+
+    /// Fails the transfer; the first failure is the one reported.
+    pub fn fail(&mut self, message: String) {
+        if self.failure.is_none() {
+            let code = match self.work.direction {
+                Direction::Download => ExitCode::DownloadFailed,
+                Direction::Upload => ExitCode::UploadFailed,
+            };
+            self.failure = Some(Failure::new(code, message));
+        }
+    }
+
+    /// Fails with "data unauthorized" when a `url:` spec is denied access.
+    pub fn fail_denied(&mut self, message: String) {
+        if self.work.check_access && self.failure.is_none() {
+            self.failure = Some(Failure::new(ExitCode::DataUnauthorized, message));
+        } else {
+            self.fail(message);
+        }
+    }
+
+    /// Queues a new request.
+    pub fn queue(&mut self, purpose: Purpose) {
+        let id = self.next_op;
+        self.next_op += 1;
+        self.ops.insert(
+            id,
+            Op {
+                purpose,
+                attempts: 0,
+                payload_hash: None,
+                last_error: String::new(),
+            },
+        );
+        self.ready.push_back(id);
+    }
+
+    /// Registers work done on a worker thread, so the job waits for it.
+    pub fn track_work(&mut self, purpose: Purpose) -> u64 {
+        let id = self.next_op;
+        self.next_op += 1;
+        self.ops.insert(
+            id,
+            Op {
+                purpose,
+                attempts: 0,
+                payload_hash: None,
+                last_error: String::new(),
+            },
+        );
+        self.hashing.insert(id, ());
+        id
+    }
+
+    /// Requests in flight, hashing or waiting to be retried.
+    pub fn busy(&self) -> usize {
+        self.ops.len()
+    }
+
+    pub fn advance(&mut self, sh: &mut Shared, now: Instant) -> Option<Result<Summary, Failure>> {
+        if self.failure.is_none() && self.busy() == 0 && !self.done {
+            self.plan(sh, now);
+        }
+        while let Some(op) = self.retries.pop_due(now) {
+            self.ready.push_back(op);
+        }
+        while let Some((op, result)) = sh.workers.try_next() {
+            self.on_worker(sh, op, result, now);
+        }
+        loop {
+            sh.pool.advance(&mut sh.net, sh.poll.registry(), now);
+            let completed = sh.pool.take_completed();
+            if completed.is_empty() {
+                break;
+            }
+            for (request, result) in completed {
+                if let Some(op) = self.requests.remove(&request) {
+                    self.on_response(sh, op, result, now);
+                }
+            }
+            self.send_ready(sh, now);
+        }
+        if self.failure.is_none() {
+            self.plan(sh, now);
+            self.send_ready(sh, now);
+            sh.pool.advance(&mut sh.net, sh.poll.registry(), now);
+        }
+        if let Some(failure) = self.failure.clone() {
+            // Stop what is in flight; workers' results are dropped as they come.
+            self.cancel(sh);
+            return Some(Err(failure));
+        }
+        if self.done && self.ops.is_empty() {
+            return Some(Ok(Summary {
+                files: self.progress.files_done,
+                bytes: self.progress.bytes_done,
+                start: self.start,
+                end: SystemTime::now(),
+            }));
+        }
+        None
+    }
+
+    /// Lets the direction add work while there is room.
+    fn plan(&mut self, sh: &mut Shared, now: Instant) {
+        let room = sh_concurrency(sh)
+            .saturating_sub(self.requests.len() + self.hashing.len() + self.ready.len());
+        if room == 0 {
+            return;
+        }
+        match self.mode {
+            Mode::Upload(_) => self.plan_upload(sh, room, now),
+            Mode::Download(_) => self.plan_download(sh, room, now),
+        }
+    }
+
+    fn send_ready(&mut self, sh: &mut Shared, now: Instant) {
+        while self.failure.is_none() {
+            let Some(op) = self.ready.pop_front() else {
+                return;
+            };
+            self.send(sh, op, now);
+        }
+    }
+
+    /// Sends op `id`, or has its body hashed first.
+    fn send(&mut self, sh: &mut Shared, id: u64, _now: Instant) {
+        let Some(op) = self.ops.get(&id) else { return };
+        let purpose = op.purpose.clone();
+        let body = self.body_of(&purpose);
+        let hash = match (&body, &op.payload_hash) {
+            (_, Some(h)) => h.clone(),
+            (RequestBody::None, None) => s3::EMPTY_SHA256.to_string(),
+            (RequestBody::Bytes(b), None) => s3::sha256_hex(b),
+            (RequestBody::File { file, offset, len }, None) => {
+                let (file, offset, len) = (file.clone(), *offset, *len);
+                sh.workers
+                    .submit(id, move || hash_file_range(&file, offset, len));
+                self.hashing.insert(id, ());
+                return;
+            }
+        };
+        let (mut request, sink) = self.request_of(&purpose);
+        request.sign(&self.target, &self.creds, &hash, SystemTime::now());
+        let http_body = match &body {
+            RequestBody::None => Body::None,
+            RequestBody::Bytes(b) => Body::Bytes(b),
+            RequestBody::File { len, .. } => Body::Streamed(*len),
+        };
+        let mut head = Vec::new();
+        if let Err(e) = request.write_head(&mut head, &self.target, http_body) {
+            return self.fail(format!("Cannot build a request for {}: {e}", self.work.url));
+        }
+        // The writer put a small body right after the head.
+        let body = match body {
+            RequestBody::Bytes(_) => RequestBody::None,
+            other => other,
+        };
+        let request = sh.pool.submit(PoolRequest {
+            endpoint: Endpoint {
+                host: self.target.connect_host(),
+                port: self.target.port,
+                tls: self.target.tls,
+            },
+            head,
+            body,
+            sink,
+            head_request: false,
+            idle_timeout: sh.data_timeout,
+        });
+        self.requests.insert(request, id);
+    }
+
+    fn on_worker(
+        &mut self,
+        sh: &mut Shared,
+        id: u64,
+        result: std::io::Result<String>,
+        now: Instant,
+    ) {
+        if self.hashing.remove(&id).is_none() {
+            return; // cancelled
+        }
+        if let Some(Purpose::Verify { .. }) = self.ops.get(&id).map(|o| &o.purpose) {
+            return self.on_verified(sh, id, result);
+        }
+        {
+            match result {
+                Ok(hash) => {
+                    if let Some(op) = self.ops.get_mut(&id) {
+                        op.payload_hash = Some(hash);
+                        self.send(sh, id, now);
+                    }
+                }
+                Err(e) => self.fail(format!("Cannot read {}: {e}", self.describe(id))),
+            }
+        }
+    }
+
+    fn on_response(
+        &mut self,
+        sh: &mut Shared,
+        id: u64,
+        result: Result<PoolResponse, PoolError>,
+        now: Instant,
+    ) {
+        let Some(op) = self.ops.get(&id) else { return };
+        let purpose = op.purpose.clone();
+        let retry_reason = match result {
+            Err(e) if e.is_retryable() => e.to_string(),
+            Err(e) => {
+                let what = self.describe(id);
+                self.ops.remove(&id);
+                return self.fail(format!("{what} failed: {e}"));
+            }
+            Ok(resp) => {
+                let status = resp.head.status;
+                if (200..300).contains(&status) {
+                    return self.on_success(sh, id, purpose, resp, now);
+                }
+                let error = s3::parse_error(&resp.body);
+                let detail = match &error {
+                    Some(e) => format!("HTTP {status} {}: {}", e.code, e.message),
+                    None => format!("HTTP {status}"),
+                };
+                if status >= 500 || status == 429 || status == 408 {
+                    detail
+                } else if status == 404 && matches!(purpose, Purpose::ListParts { .. }) {
+                    // The upload the journal names is gone (aborted or expired): start over.
+                    self.ops.remove(&id);
+                    return self.restart_upload(purpose);
+                } else {
+                    let what = self.describe(id);
+                    self.ops.remove(&id);
+                    let message = format!("{what} failed: {detail}");
+                    return if status == 403 {
+                        self.fail_denied(message)
+                    } else {
+                        self.fail(message)
+                    };
+                }
+            }
+        };
+        self.retry(sh, id, retry_reason, now);
+    }
+
+    /// Schedules op `id` again after a jittered backoff, or fails once it used its attempts.
+    pub fn retry(&mut self, sh: &mut Shared, id: u64, reason: String, now: Instant) {
+        let what = self.describe(id);
+        let Some(op) = self.ops.get_mut(&id) else {
+            return;
+        };
+        op.attempts += 1;
+        op.last_error = reason;
+        if op.attempts >= MAX_ATTEMPTS {
+            let message = format!(
+                "{what} failed after {} attempts: {}",
+                op.attempts, op.last_error
+            );
+            self.ops.remove(&id);
+            return self.fail(message);
+        }
+        let base = Duration::from_millis(200) * (1u32 << op.attempts.min(6));
+        let delay = base.mul_f64(0.5 + 0.5 * sh.net.random.unit());
+        self.retries.set(id, now + delay);
+    }
+
+    /// Marks op `id` finished.
+    pub fn finished(&mut self, id: u64) {
+        self.ops.remove(&id);
+    }
+
+    pub fn next_deadline(&mut self, sh: &Shared) -> Option<Instant> {
+        [self.retries.next_deadline(), sh.pool.next_deadline()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    pub fn cancel(&mut self, sh: &mut Shared) {
+        for (request, _) in self.requests.drain() {
+            sh.pool.cancel(request, sh.poll.registry());
+        }
+        self.hashing.clear();
+        self.ops.clear();
+        self.ready.clear();
+    }
+
+    pub fn log_progress(&self, sh: &Shared, now: Instant) {
+        let verb = match self.work.direction {
+            Direction::Upload => "Uploading",
+            Direction::Download => "Downloading",
+        };
+        sh.log(
+            self.io_type(),
+            format!("{verb} {}: {}", self.work.url, self.progress.line(now)),
+        );
+    }
+
+    pub fn op(&self, id: u64) -> Option<&Op> {
+        self.ops.get(&id)
+    }
+
+    fn describe(&self, id: u64) -> String {
+        match self.ops.get(&id).map(|o| &o.purpose) {
+            Some(Purpose::List { .. }) => format!("Listing {}", self.work.url),
+            Some(p) => self.describe_file(p),
+            None => self.work.url.clone(),
+        }
+    }
+
+    fn request_of(&self, purpose: &Purpose) -> (Request, ResponseSink) {
+        self.file_request_of(purpose)
+    }
+
+    fn body_of(&self, purpose: &Purpose) -> RequestBody {
+        match purpose {
+            Purpose::Put { .. } | Purpose::Part { .. } | Purpose::Complete { .. } => {
+                self.upload_body_of(purpose)
+            }
+            _ => RequestBody::None,
+        }
+    }
+}
+
+fn sh_concurrency(sh: &Shared) -> usize {
+    sh.concurrency
+}
+
+/// SHA-256 of `len` bytes of `file` from `offset`, read through the page cache.
+pub fn hash_file_range(file: &Arc<File>, offset: u64, len: u64) -> std::io::Result<String> {
+    use sha2::{Digest, Sha256};
+    use std::os::unix::fs::FileExt;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut done = 0u64;
+    while done < len {
+        let want = buf
+            .len()
+            .min(usize::try_from(len - done).unwrap_or(buf.len()));
+        let n = file.read_at(&mut buf[..want], offset + done)?;
+        if n == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the file shrank while it was uploaded",
+            ));
+        }
+        hasher.update(&buf[..n]);
+        done += n as u64;
+    }
+    Ok(hex(&hasher.finalize()))
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}

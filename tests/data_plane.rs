@@ -1,0 +1,258 @@
+//! The data plane end to end: `sidewire run` uploads a task's outputs to and downloads its
+//! inputs from a real SigV4-checking S3 server (s3s-fs, in-process), through a proxy
+//! that injects faults, or from a canned server that answers what no real one would.
+
+mod common;
+// Only the data-plane tests link the S3 server (and its tokio runtime).
+#[path = "common/s3_server.rs"]
+mod s3_server;
+#[path = "data_plane/support.rs"]
+mod support;
+
+use std::fs;
+
+use common::fake_s3::{Canned, FakeS3};
+use common::fault_proxy::{Fault, FaultPlan, FaultProxy, Rule};
+use s3_server::S3Server;
+use support::*;
+
+/// The tree: empty, one byte, just under 5 MiB, just over 64 MiB, 300 MiB, in
+/// nested folders, plus files the regex leaves out.
+const TREE: &[(&str, u64)] = &[
+    ("empty.bin", 0),
+    ("one.bin", 1),
+    ("a/five.bin", 5 * MIB - 1),
+    ("a/b/sixty-four.bin", 64 * MIB + 1),
+    ("big/three-hundred.bin", 300 * MIB),
+];
+
+#[test]
+fn a_tree_uploads_and_downloads_back_byte_identical_with_a_regex_filter() {
+    let s3 = S3Server::start(KEY, SECRET);
+    s3.create_bucket("bucket");
+    let up = temp_dir("tree-up");
+    write_credentials(&up, "bucket", &s3.endpoint(), SECRET);
+    for (i, (name, size)) in TREE.iter().enumerate() {
+        write_pattern(&up.join("output").join(name), *size, i as u64 * 7919);
+    }
+    fs::write(up.join("output/skip.log"), b"not uploaded").unwrap();
+    fs::write(up.join("output/a/notes.txt"), b"not uploaded either").unwrap();
+
+    let out = run(
+        &up,
+        &[],
+        &["url:s3://bucket/run1,.*\\.bin$".into()],
+        &["true"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let log = String::from_utf8_lossy(&out.stdout);
+    assert!(log.contains("Uploaded s3://bucket/run1"), "{log}");
+    assert!(log.contains("All Outputs Uploaded"), "{log}");
+    for (name, _) in TREE {
+        let stored = s3.object_path("bucket", &format!("run1/{name}"));
+        assert!(
+            same_content(&up.join("output").join(name), &stored),
+            "{name} differs in the store"
+        );
+    }
+    assert!(!s3.object_path("bucket", "run1/skip.log").exists());
+
+    let down = temp_dir("tree-down");
+    write_credentials(&down, "bucket", &s3.endpoint(), SECRET);
+    let out = run(
+        &down,
+        &["url:data,s3://bucket/run1,".into()],
+        &[],
+        &["true"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let log = String::from_utf8_lossy(&out.stdout);
+    assert!(log.contains("All Inputs Gathered"), "{log}");
+    let got = tree(&down.join("input/data"));
+    let mut want: Vec<String> = TREE.iter().map(|(n, _)| n.to_string()).collect();
+    want.sort();
+    assert_eq!(got, want);
+    for (name, _) in TREE {
+        assert!(
+            same_content(
+                &up.join("output").join(name),
+                &down.join("input/data").join(name)
+            ),
+            "{name} differs after the round trip"
+        );
+    }
+    let _ = fs::remove_dir_all(&up);
+    let _ = fs::remove_dir_all(&down);
+}
+
+#[test]
+fn wrong_credentials_are_data_unauthorized_and_name_the_url() {
+    let s3 = S3Server::start(KEY, SECRET);
+    s3.create_bucket("bucket");
+    let dir = temp_dir("wrong-secret");
+    write_credentials(&dir, "bucket", &s3.endpoint(), "not-the-secret");
+    write_pattern(&dir.join("output/x.bin"), 1000, 1);
+    let out = run(&dir, &[], &["url:s3://bucket/out,".into()], &["true"]);
+    assert_eq!(out.status.code(), Some(14), "{}", describe(&out));
+    let text = describe(&out);
+    assert!(text.contains("SignatureDoesNotMatch"), "{text}");
+    assert!(
+        !text.contains("not-the-secret"),
+        "the secret leaked: {text}"
+    );
+
+    let out = run(&dir, &["url:in,s3://bucket/out,".into()], &[], &["true"]);
+    assert_eq!(out.status.code(), Some(14), "{}", describe(&out));
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_missing_bucket_fails_the_transfer_with_its_code() {
+    // s3s-fs refuses listings of a missing bucket (and creates one on PUT), so the
+    // upload side is a canned store answering as AWS does.
+    let s3 = S3Server::start(KEY, SECRET);
+    let dir = temp_dir("no-bucket");
+    write_credentials(&dir, "nobucket", &s3.endpoint(), SECRET);
+    let out = run(&dir, &["task:in,s3://nobucket/out,".into()], &[], &["true"]);
+    assert_eq!(out.status.code(), Some(10), "{}", describe(&out));
+    assert!(
+        describe(&out).contains("NoSuchBucket"),
+        "{}",
+        describe(&out)
+    );
+
+    let fake = FakeS3::start();
+    let no_bucket = "<?xml version=\"1.0\"?><Error><Code>NoSuchBucket</Code><Message>The specified bucket does not exist</Message></Error>";
+    fake.route("PUT", "/nobucket/", Canned::xml(404, no_bucket));
+    fake.route("POST", "/nobucket/", Canned::xml(404, no_bucket));
+    write_credentials(&dir, "nobucket", &fake.endpoint(), SECRET);
+    write_pattern(&dir.join("output/x.bin"), 1000, 1);
+    write_pattern(&dir.join("output/y.bin"), 9 * MIB, 2);
+    let out = run(&dir, &[], &["task:s3://nobucket/out".into()], &["true"]);
+    assert_eq!(out.status.code(), Some(12), "{}", describe(&out));
+    assert!(
+        describe(&out).contains("NoSuchBucket"),
+        "{}",
+        describe(&out)
+    );
+    assert!(!describe(&out).contains("All Outputs Uploaded"));
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn storms_of_5xx_resets_and_truncated_bodies_are_retried_per_request() {
+    let s3 = S3Server::start(KEY, SECRET);
+    s3.create_bucket("bucket");
+    let plan = FaultPlan::shared(7);
+    let proxy = FaultProxy::start(s3.port, plan.clone());
+    let dir = temp_dir("storm");
+    write_credentials(&dir, "bucket", &proxy.endpoint(), SECRET);
+    write_pattern(&dir.join("output/big.bin"), 40 * MIB + 3, 5);
+    write_pattern(&dir.join("output/small.bin"), 3000, 6);
+    {
+        let mut p = plan.lock().unwrap();
+        p.push(Rule::fraction(0.25, Fault::SlowDown));
+        p.push(Rule::fraction(0.1, Fault::InternalError));
+        p.push(Rule::next(2, Fault::ResetBeforeForward));
+        p.push(Rule::next(1, Fault::ResetAfterForward).method("PUT"));
+    }
+    let out = run(&dir, &[], &["url:s3://bucket/storm,".into()], &["true"]);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    for name in ["big.bin", "small.bin"] {
+        assert!(same_content(
+            &dir.join("output").join(name),
+            &s3.object_path("bucket", &format!("storm/{name}"))
+        ));
+    }
+    let faults = proxy.log().iter().filter(|e| e.fault.is_some()).count();
+    assert!(faults >= 3, "the storm never hit: {:?}", proxy.log());
+
+    {
+        let mut p = plan.lock().unwrap();
+        p.clear();
+        p.push(
+            Rule::next(3, Fault::TruncateBody(1000))
+                .method("GET")
+                .target("storm/big.bin"),
+        );
+        p.push(Rule::fraction(0.2, Fault::SlowDown).method("GET"));
+    }
+    let out = run(
+        &dir,
+        &["url:back,s3://bucket/storm,".into()],
+        &[],
+        &["true"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    assert!(same_content(
+        &dir.join("output/big.bin"),
+        &dir.join("input/back/big.bin")
+    ));
+    drop(proxy);
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn malformed_listings_and_keys_that_leave_the_folder_fail_with_nothing_written_outside() {
+    let dir = temp_dir("hostile");
+    let cases: Vec<(Canned, &str)> = vec![
+        (Canned::malformed_listing(), "not usable"),
+        (Canned::hostile_keys_listing(), "Refusing object"),
+        (Canned::truncated_without_token(), "not usable"),
+        (Canned::endless_pagination(), "does not end"),
+    ];
+    for (answer, expected) in cases {
+        let fake = FakeS3::start();
+        write_credentials(&dir, "bucket", &fake.endpoint(), SECRET);
+        fake.route("GET", "list-type=2", answer);
+        let out = run(&dir, &["url:in,s3://bucket,".into()], &[], &["true"]);
+        assert_eq!(
+            out.status.code(),
+            Some(10),
+            "{expected}: {}",
+            describe(&out)
+        );
+        assert!(
+            describe(&out).contains(expected),
+            "{expected}: {}",
+            describe(&out)
+        );
+        assert!(!dir.join("escape").exists() && !std::path::Path::new("/abs").exists());
+        assert!(
+            tree(&dir.join("input")).is_empty(),
+            "{:?}",
+            tree(&dir.join("input"))
+        );
+    }
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_default_store_is_a_local_folder() {
+    let dir = temp_dir("file-store");
+    write_pattern(&dir.join("output/r/result.bin"), 3 * MIB + 5, 9);
+    let out = run(&dir, &[], &["results".into()], &["true"]);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let stored = dir.join("store/results/r/result.bin");
+    assert!(same_content(&dir.join("output/r/result.bin"), &stored));
+    let again = temp_dir("file-store-again");
+    let store = format!("-store=file://{}/store", dir.display());
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sidewire"))
+        .args([
+            "run",
+            &format!("-workdir={}", again.display()),
+            &store,
+            "-input=results",
+            "--",
+            "true",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    assert!(same_content(
+        &stored,
+        &again.join("input/results/r/result.bin")
+    ));
+    let _ = fs::remove_dir_all(&dir);
+    let _ = fs::remove_dir_all(&again);
+}
