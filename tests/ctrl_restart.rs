@@ -63,7 +63,10 @@ fn ctrl_killed_mid_stream_and_restarted_loses_no_line_and_runs_the_command_once(
     // 20,000 numbered lines over about 3 s.
     let script = "echo run >> marker; i=0; while [ $i -lt 20000 ]; do i=$((i+1)); echo $i; \
                   if [ $((i % 100)) -eq 0 ]; then sleep 0.015; fi; done; exit 3";
-    let ctrl = Pod::start_ctrl(&dir, &cfg, service.port(), &[]);
+    // A long flush period: at the kill, ctrl holds lines the service has not seen (and
+    // the agent has written them, so only acknowledgements can bring them back).
+    let flags = ["-logsPeriod", "1000"];
+    let ctrl = Pod::start_ctrl(&dir, &cfg, service.port(), &flags);
     let mut pod = Pod {
         dir: dir.clone(),
         ctrl,
@@ -73,11 +76,12 @@ fn ctrl_killed_mid_stream_and_restarted_loses_no_line_and_runs_the_command_once(
         service.wait_for(|m| texts_of(m, "STDOUT").len() >= 3000, LONG),
         "lines flow before the kill"
     );
+    std::thread::sleep(Duration::from_millis(300));
     kill(&mut pod.ctrl);
     let at_kill = numbers(&service).len();
     // Lines pile up in the agent while no ctrl listens.
     std::thread::sleep(Duration::from_millis(500));
-    pod.ctrl = Pod::start_ctrl(&dir, &cfg, service.port(), &[]);
+    pod.ctrl = Pod::start_ctrl(&dir, &cfg, service.port(), &flags);
 
     let mut agent = pod.agent.take().expect("agent");
     assert_eq!(
@@ -157,4 +161,96 @@ fn command_finishing_while_ctrl_is_away_is_reported_to_the_new_ctrl() {
         .any(|t| t == "ctrl restarted; the command ended with code 4"));
     let last = messages.last().map(common::pod::io_type);
     assert_eq!(last.as_deref(), Some("LOG_DONE"));
+}
+
+/// One upstream-style message line (all nine fields, zero values).
+fn upstream_line(kind: &str, out: &str) -> String {
+    format!(
+        "{{\"Type\":\"{kind}\",\"MessageOut\":\"{out}\",\"MessageErr\":\"\",\"MessageOps\":\"\",\
+         \"OutputFolder\":\"\",\"RouterAddress\":\"\",\"Command\":\"\",\"TaskPort\":0,\
+         \"RsyncRunning\":false}}\n"
+    )
+}
+
+#[test]
+fn with_an_upstream_ctrl_a_lost_connection_is_not_redialled_and_the_command_finishes() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::os::unix::net::UnixListener;
+
+    let dir = pod_dir("upstream-ctrl");
+    let listener = UnixListener::bind(dir.join("ctrl.sock")).expect("listen");
+    let mut agent = start_agent(&dir, "echo run >> marker; seq 1 100; sleep 1; exit 5");
+    let (conn, _) = listener.accept().expect("the agent dials");
+    let mut reader = BufReader::new(conn.try_clone().unwrap());
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    assert!(line.contains("\"SidewireHello\""), "{line}");
+    // An upstream ctrl ignores the greeting: no answer, just ExecStart.
+    (&conn)
+        .write_all(upstream_line("ExecStart", "").as_bytes())
+        .unwrap();
+    line.clear();
+    reader.read_line(&mut line).unwrap();
+    assert!(line.contains("\"MessageOut\":\"1\""), "{line}");
+    drop(reader);
+    drop(conn);
+
+    listener.set_nonblocking(true).unwrap();
+    let code = wait_exit(&mut agent, LONG);
+    assert!(
+        listener.accept().is_err(),
+        "the agent must not re-dial a ctrl that did not answer its greeting"
+    );
+    assert_eq!(code, Some(5), "the command still runs to its end");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("marker")).unwrap(),
+        "run\n"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn an_upstream_agent_gets_exec_start_and_never_a_sidewire_message() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::os::unix::net::UnixStream;
+
+    let cfg = ServiceConfig::default();
+    let service = OsmoService::start(cfg.clone());
+    let dir = pod_dir("upstream-agent");
+    let mut pod = Pod {
+        dir: dir.clone(),
+        ctrl: Pod::start_ctrl(&dir, &cfg, service.port(), &[]),
+        agent: None,
+    };
+    let conn = (0..500)
+        .find_map(|_| {
+            UnixStream::connect(dir.join("ctrl.sock")).ok().or_else(|| {
+                std::thread::sleep(Duration::from_millis(10));
+                None
+            })
+        })
+        .expect("ctrl listens");
+    let connected = std::time::Instant::now();
+    let mut reader = BufReader::new(conn.try_clone().unwrap());
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    assert!(line.contains("\"Type\":\"ExecStart\""), "{line}");
+    assert!(
+        connected.elapsed() < Duration::from_secs(3),
+        "ExecStart comes soon after the wait for a greeting ({:?})",
+        connected.elapsed()
+    );
+    for text in ["one", "two"] {
+        (&conn)
+            .write_all(upstream_line("MessageOut", text).as_bytes())
+            .unwrap();
+    }
+    (&conn)
+        .write_all(upstream_line("ExecFinished", "").as_bytes())
+        .unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut reader, &mut rest).unwrap();
+    assert!(!rest.contains("Sidewire"), "{rest}");
+    assert_eq!(wait_exit(&mut pod.ctrl, LONG), Some(0));
+    assert_eq!(texts_of(&service.messages(), "STDOUT"), ["one", "two"]);
 }

@@ -575,8 +575,10 @@ impl Handler for Ctrl {
             // Send what the events queued (barrier, status lines) without waiting a period.
             self.uplink
                 .advance(&mut self.net, poll.registry(), now, &mut self.queue);
-            self.agent.flush();
         }
+        // What the phase step queued for the agent (ExecStart after the greeting grace, a
+        // tick no event may follow).
+        self.agent.flush();
     }
 
     fn next_deadline(&mut self) -> Option<Instant> {
