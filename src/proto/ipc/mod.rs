@@ -142,7 +142,7 @@ pub struct Message {
     pub rsync_running: bool,
     pub hello: Option<Hello>,
     /// For [`MsgType::Ack`]: how many of the agent's messages are acknowledged (written
-    /// under the extra key `SidewireAcked`, only for that type).
+    /// under the extra key `SidewireAcked`, for that type or when not zero).
     pub acked: u64,
 }
 
@@ -256,7 +256,7 @@ fn write_message(out: &mut Vec<u8>, m: &Message) {
         }
         let _ = write!(out, ",\"seq\":{}}}", h.seq);
     }
-    if m.kind == MsgType::Ack {
+    if m.kind == MsgType::Ack || m.acked != 0 {
         let _ = write!(out, ",\"SidewireAcked\":{}", m.acked);
     }
     out.extend_from_slice(b"}\n");

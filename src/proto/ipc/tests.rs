@@ -167,10 +167,11 @@ fn ack_line_round_trips_and_rejects_a_negative_count() {
     assert_eq!(Message::decode(line.as_bytes()), Ok(m));
     let negative = line.replace("20001", "-1");
     assert!(Message::decode(negative.as_bytes()).is_err());
-    // Only an Ack carries the count.
+    // Other types carry no count (and one that came with a count keeps it).
     let mut out = Message::new(MsgType::MessageOut);
-    out.acked = 5;
     assert!(!encoded(&out).contains("SidewireAcked"));
+    out.acked = 5;
+    assert_eq!(Message::decode(encoded(&out).as_bytes()), Ok(out));
 }
 
 #[test]
