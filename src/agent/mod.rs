@@ -7,10 +7,19 @@
 //! has taken nothing for [`CTRL_STALL`], or is gone, the agent goes back to reading the
 //! command at full speed and drops the lines it cannot hold, counting them, so a stuck
 //! ctrl never stalls the command for longer than that.
+//!
+//! Resuming (with a sidewire ctrl, which answers the agent's `SidewireHello` and
+//! acknowledges messages, see [`outbox`]): when the connection breaks, the command keeps
+//! running and its lines are kept (up to [`AWAY_BUDGET`], oldest dropped past it and
+//! reported); the agent re-dials until -unixTimeout, greets the new ctrl with its state
+//! and sends again everything not acknowledged. With an upstream ctrl (no answer) a lost
+//! connection drops the output as before, and the command still runs to its end.
 
 pub mod command;
 pub mod lines;
+pub mod outbox;
 pub mod passthrough;
+mod resume;
 
 use std::io::{self, Read, Write};
 use std::os::unix::net::UnixStream as StdUnixStream;
@@ -21,10 +30,11 @@ use mio::net::UnixStream;
 use mio::{Interest, Poll, Token};
 
 use crate::cli::exec::ExecArgs;
-use crate::proto::ipc::{self, AgentState, Hello, LineSplitter, Message, MsgType};
+use crate::proto::ipc::{self, LineSplitter, Message, MsgType, FEATURE_ACK};
 use crate::reactor::{Handler, Timers};
 use crate::sys::signals::{self, Signals};
 use command::{make_readable, Running, Stream};
+use outbox::Outbox;
 use passthrough::Passthrough;
 
 const SIGNALS: Token = Token(0);
@@ -33,6 +43,8 @@ const PIPES: [Token; 2] = [Token(2), Token(3)];
 
 /// Bytes of messages held for ctrl before reading pauses (or, with ctrl stalled, lines are dropped).
 const CTRL_BUDGET: usize = 4 << 20;
+/// Bytes of messages kept for a ctrl that may come back (unacknowledged or never sent).
+const AWAY_BUDGET: usize = 16 << 20;
 /// ctrl taking no bytes for this long with the outbox full counts as stalled.
 const CTRL_STALL: Duration = Duration::from_secs(1);
 /// Longest line accepted from ctrl.
@@ -48,6 +60,8 @@ enum Timer {
     ExitGrace,
     /// Re-check a paused read once ctrl may count as stalled.
     CtrlStall,
+    /// Dial ctrl again (it went away).
+    Redial,
 }
 
 #[derive(Debug, PartialEq)]
@@ -139,7 +153,18 @@ struct Agent {
     timers: Timers<Timer>,
     ctrl: Option<UnixStream>,
     ctrl_lines: LineSplitter,
-    outbox: Vec<u8>,
+    /// The greeting for the current connection, written before the outbox.
+    greeting: Vec<u8>,
+    outbox: Outbox,
+    /// ctrl answered our greeting with the ack feature: messages are kept until acknowledged
+    /// and a lost connection is re-dialled.
+    acks: bool,
+    /// ctrl went away at this time and is being re-dialled.
+    away: Option<Instant>,
+    redial_pause: Duration,
+    /// The command's final report and its number (sent again to a new ctrl if the old one
+    /// had acknowledged it).
+    final_report: Option<(u64, Message)>,
     /// When ctrl last took bytes from the outbox.
     ctrl_progress: Instant,
     dropped: u64,
@@ -175,7 +200,12 @@ impl Agent {
             timers: Timers::default(),
             ctrl: Some(ctrl),
             ctrl_lines: LineSplitter::new(MAX_CTRL_LINE),
-            outbox: Vec::new(),
+            greeting: Vec::new(),
+            outbox: Outbox::default(),
+            acks: false,
+            away: None,
+            redial_pause: Duration::ZERO,
+            final_report: None,
             ctrl_progress: Instant::now(),
             dropped: 0,
             read_more: false,
@@ -186,20 +216,21 @@ impl Agent {
             read_buf: vec![0; 64 << 10],
             exit: None,
         };
-        let mut hello = Message::new(MsgType::Hello);
-        hello.hello = Some(Hello {
-            version: 1,
-            features: Vec::new(),
-            state: AgentState::Idle,
-        });
-        agent.send(&hello);
+        agent.greet();
         Ok((poll, agent))
     }
 
     fn send(&mut self, message: &Message) {
-        if self.ctrl.is_some() {
-            message.encode(&mut self.outbox);
+        if self.ctrl.is_some() || self.away.is_some() {
+            self.outbox.push(|out| message.encode(out));
+            self.outbox.trim(AWAY_BUDGET);
         }
+    }
+
+    /// Sends the command's final report (ExecFinished or ExecFailed) and remembers it.
+    fn send_final(&mut self, message: Message) {
+        self.send(&message);
+        self.final_report = Some((self.outbox.next_seq().saturating_sub(1), message));
     }
 
     fn start(&mut self) {
@@ -216,7 +247,7 @@ impl Agent {
                     self.argv[0]
                 );
                 eprint!("osmo_exec: {}", failed.message_err);
-                self.send(&failed);
+                self.send_final(failed);
                 self.begin_exit(127);
             }
         }
@@ -252,6 +283,16 @@ impl Agent {
                 m.message_err = "exec sessions are not supported by this agent yet".into();
                 self.send(&m);
             }
+            (MsgType::Hello, _) => {
+                let acks = m
+                    .hello
+                    .is_some_and(|h| h.features.iter().any(|f| f == FEATURE_ACK));
+                if acks {
+                    self.acks = true;
+                    self.outbox.set_retain(true);
+                }
+            }
+            (MsgType::Ack, _) => self.outbox.ack(m.acked),
             _ => {}
         }
     }
@@ -302,14 +343,7 @@ impl Agent {
             self.on_ctrl_message(m);
         }
         if let Some(why) = lost {
-            eprintln!("osmo_exec: {why}; the command keeps running");
-            if let Some(mut conn) = self.ctrl.take() {
-                let _ = self.poll_registry.deregister(&mut conn);
-            }
-            self.outbox.clear();
-            if self.phase == Phase::WaitingStart {
-                self.begin_exit(1);
-            }
+            self.on_ctrl_lost(&why, Instant::now());
         }
     }
 
@@ -318,19 +352,33 @@ impl Agent {
             return Ok(());
         };
         let mut written = 0;
-        while written < self.outbox.len() {
-            match conn.write(&self.outbox[written..]) {
-                Ok(n) => written += n,
+        loop {
+            let data = if self.greeting.is_empty() {
+                self.outbox.unwritten()
+            } else {
+                &self.greeting
+            };
+            if data.is_empty() {
+                break;
+            }
+            match conn.write(data) {
+                Ok(n) if self.greeting.is_empty() => {
+                    self.outbox.wrote(n);
+                    written += n;
+                }
+                Ok(n) => {
+                    self.greeting.drain(..n);
+                    written += n;
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(format!("writing to ctrl: {e}")),
             }
         }
         if written > 0 {
-            self.outbox.drain(..written);
             self.ctrl_progress = Instant::now();
         }
-        if self.dropped > 0 && self.outbox.len() < CTRL_BUDGET / 2 {
+        if self.dropped > 0 && self.outbox.unwritten().len() < CTRL_BUDGET / 2 {
             let mut m = Message::new(MsgType::MessageErr);
             m.message_err = format!(
                 "WARNING: ctrl was not reading; {} output lines were not forwarded",
@@ -356,25 +404,28 @@ impl Agent {
         let Some(running) = self.running.as_mut() else {
             return;
         };
-        if alive && self.outbox.len() >= CTRL_BUDGET {
+        if alive && self.outbox.unwritten().len() >= CTRL_BUDGET {
             self.timers
                 .set(Timer::CtrlStall, self.ctrl_progress + CTRL_STALL);
             self.read_more = true;
             return;
         }
-        let (outbox, dropped, passthrough, connected) = (
+        let (outbox, dropped, passthrough, connected, away) = (
             &mut self.outbox,
             &mut self.dropped,
             &mut self.passthrough,
             self.ctrl.is_some(),
+            self.away.is_some(),
         );
         for pipe in running.pipes.iter_mut() {
             let mut cutter = std::mem::take(&mut pipe.cutter);
-            let emit = |stream: Stream, line: &[u8], outbox: &mut Vec<u8>, dropped: &mut u64| {
-                if !connected {
+            let emit = |stream: Stream, line: &[u8], outbox: &mut Outbox, dropped: &mut u64| {
+                if !connected && !away {
                     return;
                 }
-                if outbox.len() >= CTRL_BUDGET && !alive {
+                // A connected ctrl that stopped reading: drop the newest (a ctrl that is
+                // away instead gets the newest, the budget drops the oldest).
+                if connected && !alive && outbox.unwritten().len() >= CTRL_BUDGET {
                     *dropped += 1;
                     return;
                 }
@@ -383,7 +434,8 @@ impl Agent {
                 } else {
                     MsgType::MessageErr
                 };
-                ipc::encode_output_line(outbox, kind, line);
+                outbox.push(|out| ipc::encode_output_line(out, kind, line));
+                outbox.trim(AWAY_BUDGET);
             };
             let was_open = pipe.is_open();
             let stopped = pipe.drain(&self.poll_registry, &mut self.read_buf, |stream, data| {
@@ -392,7 +444,7 @@ impl Agent {
                 }
                 cutter.push(data, |line| emit(stream, line, outbox, dropped));
                 // Stop at the budget while ctrl is busy; the rest waits in the pipe.
-                !(alive && outbox.len() >= CTRL_BUDGET)
+                !(alive && outbox.unwritten().len() >= CTRL_BUDGET)
             });
             self.read_more |= stopped;
             if was_open && !pipe.is_open() {
@@ -428,14 +480,14 @@ impl Agent {
             }
         }
         if code == 0 {
-            self.send(&Message::new(MsgType::ExecFinished));
+            self.send_final(Message::new(MsgType::ExecFinished));
         } else {
             let mut m = Message::new(MsgType::ExecFailed);
             m.message_err = format!(
                 "Command failed with error: {}\n",
                 Running::describe_status(code)
             );
-            self.send(&m);
+            self.send_final(m);
         }
         self.begin_exit(code);
     }
@@ -469,9 +521,11 @@ impl Handler for Agent {
                     }
                 }
                 Timer::CtrlStall => {}
+                Timer::Redial => self.redial(now),
                 Timer::ExitGrace => {
-                    if let Phase::Exiting { code } = self.phase {
-                        self.exit = Some(code);
+                    // While ctrl is away, the re-dial deadline decides instead.
+                    if let (Phase::Exiting { code }, None) = (&self.phase, self.away) {
+                        self.exit = Some(*code);
                     }
                 }
             }
@@ -485,7 +539,7 @@ impl Handler for Agent {
             p.iter_mut().for_each(Passthrough::flush);
         }
         if let Phase::Exiting { code } = self.phase {
-            if self.outbox.is_empty() {
+            if self.outbox.is_empty() && self.greeting.is_empty() {
                 self.exit = Some(code);
             }
         }
@@ -494,7 +548,7 @@ impl Handler for Agent {
     fn next_deadline(&mut self) -> Option<Instant> {
         // Paused at the budget: ctrl's writable event (it read) or the stall timer wakes
         // the loop. Stopped below it: come straight back for the rest.
-        if self.read_more && self.outbox.len() < CTRL_BUDGET {
+        if self.read_more && self.outbox.unwritten().len() < CTRL_BUDGET {
             return Some(Instant::now());
         }
         self.timers.next_deadline()

@@ -100,7 +100,8 @@ impl AgentLink {
         let mut input = AgentInput::default();
         self.accept(registry, &mut input);
         if self.conn.is_some() {
-            if let Err(why) = self.write().and_then(|()| self.read(&mut input, room)) {
+            self.write_or_drop();
+            if let Err(why) = self.read(&mut input, room) {
                 if let Some(mut conn) = self.conn.take() {
                     let _ = registry.deregister(&mut conn);
                 }
@@ -114,12 +115,17 @@ impl AgentLink {
 
     /// Writes queued messages without reading (reading is `advance`'s job, so nothing
     /// read is ever dropped on the floor).
-    pub fn flush(&mut self, registry: &Registry) {
+    pub fn flush(&mut self) {
+        self.write_or_drop();
+    }
+
+    /// Writes queued messages; if the agent can no longer take them, drops them but keeps
+    /// the connection: an agent that wrote its last messages and left makes our write
+    /// fail, and what it left in the socket is still to be read (the read then reports
+    /// the close).
+    fn write_or_drop(&mut self) {
         if let Err(why) = self.write() {
-            eprintln!("ctrl: {why}");
-            if let Some(mut conn) = self.conn.take() {
-                let _ = registry.deregister(&mut conn);
-            }
+            crate::note!("ctrl: {why}");
             self.wbuf.clear();
         }
     }

@@ -2,6 +2,10 @@
 //! open the uplink, hold the barrier, start the command, forward its output, then send
 //! LOG_DONE and exit once the service has everything. Restart and failures are handled
 //! here too; the data phases are hooks in [`super::data`].
+//!
+//! A restarted ctrl learns from the agent's greeting that the command already runs (or
+//! ended): it then sends no ExecStart and goes straight to forwarding the output the
+//! agent kept for it, and on to the post-command phase when the final report comes.
 
 use std::process::Child;
 use std::sync::Arc;
@@ -13,13 +17,14 @@ use super::agent_link::{AgentInput, AgentLink};
 use super::data::{DataConfig, DataPhase, Note, Step};
 use super::exit::{ExitCode, Failure};
 use super::log_queue::{LogQueue, Record};
+use super::resume::AckTracker;
 use super::service::LinkEvent;
 use super::uplink::Uplink;
 use crate::data::engine::{DataPlane, Report, Settings, Work};
 use crate::data::journal::{CommandState, Journal};
 use crate::data::store::CredentialFiles;
 use crate::net::NetCtx;
-use crate::proto::ipc::{Message, MsgType};
+use crate::proto::ipc::{AgentState, Hello, Message, MsgType, FEATURE_ACK};
 use crate::proto::osmo::{Action, IoType};
 use crate::reactor::{Handler, Timers};
 use crate::sys::signals::{self, Signals};
@@ -37,6 +42,11 @@ const BARRIER_RESEND: Duration = Duration::from_secs(300);
 const LOG_DONE_RESEND: Duration = Duration::from_secs(5);
 /// How long ctrl keeps trying to deliver queued records before exiting.
 const DRAIN_GRACE: Duration = Duration::from_secs(10);
+/// How long after the agent connects ctrl waits for a sidewire greeting before treating
+/// it as an upstream agent (which says nothing until ExecStart). The sidewire agent
+/// greets at once; without the wait a restarted ctrl could start before it heard that
+/// the command already runs.
+const GREETING_GRACE: Duration = Duration::from_millis(200);
 
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
 enum Timer {
@@ -45,6 +55,7 @@ enum Timer {
     LogDoneResend,
     AgentDeadline,
     DrainDeadline,
+    GreetingGrace,
 }
 
 #[derive(Debug, PartialEq)]
@@ -113,6 +124,10 @@ pub struct Ctrl {
     /// An earlier ctrl of this task saw the command finish: the agent may be gone, so
     /// ctrl goes on to the uploads without it.
     finished_before: bool,
+    /// The agent asked for acknowledgements.
+    acks: Option<AckTracker>,
+    /// The agent said something, or had time to greet: it is known what it does.
+    agent_known: bool,
 }
 
 /// Journal names of the data phases.
@@ -185,6 +200,8 @@ impl Ctrl {
             transfers: None,
             journal,
             finished_before,
+            acks: None,
+            agent_known: false,
         })
     }
 
@@ -310,7 +327,10 @@ impl Ctrl {
         if input.connected {
             crate::note!("ctrl: agent connected");
             self.timers.cancel(Timer::AgentDeadline);
+            self.timers.set(Timer::GreetingGrace, now + GREETING_GRACE);
         }
+        self.agent_known |= !input.messages.is_empty();
+        let mut counted = input.garbled.len() as u64;
         for why in input.garbled {
             self.log(
                 IoType::OsmoCtrl,
@@ -318,7 +338,12 @@ impl Ctrl {
             );
         }
         for message in input.messages {
+            // The greeting is not numbered; what follows it is.
+            counted += u64::from(self.acks.is_some() && message.kind != MsgType::Hello);
             self.on_message(message, now);
+        }
+        if let Some(acks) = self.acks.as_mut() {
+            acks.handled(counted, self.queue.pushed());
         }
         if let Some(why) = input.lost {
             if !matches!(
@@ -347,17 +372,60 @@ impl Ctrl {
                 self.after_barrier_or_start(true, now)
             }
             MsgType::Hello => {
-                if let Some(hello) = &m.hello {
-                    crate::note!(
-                        "ctrl: the agent speaks sidewire v{} ({})",
-                        hello.version,
-                        hello.features.join(",")
-                    );
+                if let Some(hello) = m.hello {
+                    self.on_hello(hello);
                 }
             }
             // Rsync status and anything newer are for later features; unknown types are ignored.
             _ => {}
         }
+    }
+
+    fn on_hello(&mut self, hello: Hello) {
+        crate::note!(
+            "ctrl: the agent speaks sidewire v{} ({}), {:?}",
+            hello.version,
+            hello.features.join(","),
+            hello.state
+        );
+        if hello.features.iter().any(|f| f == FEATURE_ACK) {
+            self.acks = Some(AckTracker::new(hello.seq));
+            let mut answer = Message::new(MsgType::Hello);
+            answer.hello = Some(Hello {
+                version: 1,
+                features: vec![FEATURE_ACK.into()],
+                state: AgentState::Idle,
+                seq: 0,
+            });
+            self.agent.send(&answer);
+        }
+        if self.phase != Phase::Starting {
+            return;
+        }
+        // A restarted ctrl: the command ran under the old one; never start it twice.
+        let what = match hello.state {
+            AgentState::Idle => return,
+            AgentState::Running => "the command is still running".to_string(),
+            AgentState::Finished { code } => format!("the command ended with code {code}"),
+        };
+        self.log(IoType::OsmoCtrl, format!("ctrl restarted; {what}"));
+        self.exec_started = true;
+        self.phase = Phase::Running;
+    }
+
+    /// Acknowledges the agent's messages whose records the service now has.
+    fn ack_agent(&mut self) {
+        let Some(acked) = self
+            .acks
+            .as_mut()
+            .and_then(|a| a.due(self.queue.finished()))
+        else {
+            return;
+        };
+        let mut ack = Message::new(MsgType::Ack);
+        ack.acked = acked;
+        self.agent.send(&ack);
+        self.agent.flush();
     }
 
     fn on_exec_done(&mut self, now: Instant) {
@@ -644,6 +712,7 @@ impl Ctrl {
                     );
                 }
             }
+            Timer::GreetingGrace => self.agent_known = true,
             Timer::DrainDeadline => {
                 if let Phase::Draining { code } = self.phase {
                     if self.queue.undelivered() > 0 {
@@ -674,7 +743,11 @@ impl Ctrl {
                 self.phase = Phase::Running;
                 self.on_exec_done(now);
             }
-            Phase::Starting if self.agent.is_connected() && self.uplink_opened => self.begin(now),
+            Phase::Starting
+                if self.agent.is_connected() && self.uplink_opened && self.agent_known =>
+            {
+                self.begin(now)
+            }
             Phase::Draining { code } => {
                 let delivered = self.queue.is_drained() || self.uplink_gone;
                 // An agent still waiting for ExecStart must hear CtrlFailed, or it would
@@ -713,16 +786,23 @@ impl Handler for Ctrl {
             self.on_link(event, now);
             acted = true;
         }
+        self.ack_agent();
         if self.exit.is_some() {
             return;
         }
         self.step_phase(poll, now);
+        if self.exit.is_some() {
+            // The last acknowledgement lets the agent exit at once.
+            self.ack_agent();
+        }
         if acted && self.exit.is_none() {
             // Send what the events queued (barrier, status lines) without waiting a period.
             self.uplink
                 .advance(&mut self.net, poll.registry(), now, &mut self.queue);
-            self.agent.flush(poll.registry());
         }
+        // What the phase step queued for the agent (ExecStart after the greeting grace, a
+        // tick no event may follow).
+        self.agent.flush();
     }
 
     fn next_deadline(&mut self) -> Option<Instant> {

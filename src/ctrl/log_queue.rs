@@ -70,6 +70,8 @@ pub struct LogQueue {
     max_messages: usize,
     max_bytes: usize,
     dropped: u64,
+    /// Records pushed so far.
+    pushed: u64,
 }
 
 impl LogQueue {
@@ -83,11 +85,13 @@ impl LogQueue {
             max_messages: max_messages.max(1),
             max_bytes: max_bytes.max(1),
             dropped: 0,
+            pushed: 0,
         }
     }
 
     /// Queues a record, dropping the oldest user lines if the queue is over budget.
     pub fn push(&mut self, record: Record) {
+        self.pushed += 1;
         self.queued_bytes += record.size();
         self.queued.push_back(record);
         while self.queued.len() > self.max_messages || self.queued_bytes > self.max_bytes {
@@ -179,6 +183,19 @@ impl LogQueue {
             self.inflight_bytes -= record.size();
             self.resend.push_front(record);
         }
+    }
+
+    /// Records pushed so far (a position in the queue's history, see [`finished`](Self::finished)).
+    pub fn pushed(&self) -> u64 {
+        self.pushed
+    }
+
+    /// How many pushed records are done with: delivered and acknowledged, or dropped by
+    /// the budget. Records leave in order, so this says "everything pushed before
+    /// position N is safe" — except that a line dropped under overload counts as done
+    /// while an older one may still be in flight (lines are being lost then anyway).
+    pub fn finished(&self) -> u64 {
+        self.pushed.saturating_sub(self.undelivered() as u64)
     }
 
     /// Records that would be lost if the process stopped now (for the exit message).

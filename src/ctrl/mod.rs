@@ -5,6 +5,7 @@ pub mod data;
 pub mod exit;
 pub mod lifecycle;
 pub mod log_queue;
+pub mod resume;
 pub mod service;
 pub mod token;
 pub mod uplink;

@@ -26,12 +26,13 @@ enum Key {
     TaskPort,
     RsyncRunning,
     Sidewire,
+    SidewireAcked,
     Other,
 }
 
 impl Key {
     fn of(key: &str) -> Key {
-        const KEYS: [(&str, Key); 10] = [
+        const KEYS: [(&str, Key); 11] = [
             ("type", Key::Type),
             ("messageout", Key::MessageOut),
             ("messageerr", Key::MessageErr),
@@ -42,6 +43,7 @@ impl Key {
             ("taskport", Key::TaskPort),
             ("rsyncrunning", Key::RsyncRunning),
             ("sidewire", Key::Sidewire),
+            ("sidewireacked", Key::SidewireAcked),
         ];
         KEYS.into_iter()
             .find(|(name, _)| key_is(key, name))
@@ -110,6 +112,13 @@ impl<'de> Visitor<'de> for MessageVisitor {
                 Key::Sidewire => {
                     if let Some(h) = map.next_value::<Option<HelloWire>>()? {
                         m.hello = Some(h.into_hello().map_err(de::Error::custom)?);
+                    }
+                }
+                Key::SidewireAcked => {
+                    if let Scalar::Int(i) = read("SidewireAcked", Want::Int)? {
+                        m.acked = u64::try_from(i).map_err(|_| {
+                            de::Error::custom(format!("SidewireAcked: negative count {i}"))
+                        })?;
                     }
                 }
                 Key::Other => {
@@ -215,6 +224,8 @@ struct HelloWire {
     features: Vec<String>,
     state: String,
     code: Option<i32>,
+    #[serde(default)]
+    seq: u64,
 }
 
 impl HelloWire {
@@ -230,6 +241,7 @@ impl HelloWire {
             version: self.version,
             features: self.features,
             state,
+            seq: self.seq,
         })
     }
 }

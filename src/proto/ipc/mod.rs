@@ -47,6 +47,10 @@ pub enum MsgType {
     /// itself, because that runtime's agent reads each message with a fresh buffered
     /// decoder and can lose a message that arrives right behind another.
     Hello,
+    /// sidewire's acknowledgement (`SidewireAck`, ctrl to an agent that announced the
+    /// `ack` feature): the agent's messages numbered below [`Message::acked`] are safe
+    /// with the service and need not be sent again after a reconnect.
+    Ack,
     /// Any other type, kept verbatim so it can be logged and ignored.
     Other(String),
 }
@@ -68,6 +72,7 @@ impl MsgType {
             MsgType::UserStopFinished => "UserStopFinished",
             MsgType::UserRsyncStatus => "UserRsyncStatus",
             MsgType::Hello => "SidewireHello",
+            MsgType::Ack => "SidewireAck",
             MsgType::Other(s) => s,
         }
     }
@@ -88,6 +93,7 @@ impl MsgType {
             "UserStopFinished" => MsgType::UserStopFinished,
             "UserRsyncStatus" => MsgType::UserRsyncStatus,
             "SidewireHello" => MsgType::Hello,
+            "SidewireAck" => MsgType::Ack,
             other => MsgType::Other(other.to_owned()),
         }
     }
@@ -105,14 +111,22 @@ pub enum AgentState {
 }
 
 /// sidewire's announcement, sent under the extra key `Sidewire`:
-/// `{"version":1,"features":["..."],"state":"finished","code":0}` (`code` only when
-/// finished).
+/// `{"version":1,"features":["..."],"state":"finished","code":0,"seq":0}` (`code` only
+/// when finished). ctrl answers an agent's announcement with its own (its `state` and
+/// `seq` mean nothing).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Hello {
     pub version: u32,
     pub features: Vec<String>,
     pub state: AgentState,
+    /// The number of the first message that follows the announcement on this connection
+    /// (messages are numbered from 0 over the agent's whole life; [`MsgType::Ack`]
+    /// counts in these numbers).
+    pub seq: u64,
 }
+
+/// The feature both sides announce for acknowledged, resumable output.
+pub const FEATURE_ACK: &str = "ack";
 
 /// One message; fields a type does not use stay empty.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -127,6 +141,9 @@ pub struct Message {
     pub task_port: i64,
     pub rsync_running: bool,
     pub hello: Option<Hello>,
+    /// For [`MsgType::Ack`]: how many of the agent's messages are acknowledged (written
+    /// under the extra key `SidewireAcked`, for that type or when not zero).
+    pub acked: u64,
 }
 
 /// A line that is not a message.
@@ -155,6 +172,7 @@ impl Message {
             task_port: 0,
             rsync_running: false,
             hello: None,
+            acked: 0,
         }
     }
 
@@ -236,7 +254,10 @@ fn write_message(out: &mut Vec<u8>, m: &Message) {
                 let _ = write!(out, "\"finished\",\"code\":{code}");
             }
         }
-        out.push(b'}');
+        let _ = write!(out, ",\"seq\":{}}}", h.seq);
+    }
+    if m.kind == MsgType::Ack || m.acked != 0 {
+        let _ = write!(out, ",\"SidewireAcked\":{}", m.acked);
     }
     out.extend_from_slice(b"}\n");
 }

@@ -129,6 +129,7 @@ fn hello_line() {
         version: 1,
         features: vec!["fd-passing".into(), "q\"".into()],
         state: AgentState::Finished { code: -9 },
+        seq: 12,
     });
     let line = encoded(&m);
     assert_eq!(
@@ -136,7 +137,7 @@ fn hello_line() {
         "{\"Type\":\"SidewireHello\",\"MessageOut\":\"\",\"MessageErr\":\"\",\"MessageOps\":\"\",\
          \"OutputFolder\":\"\",\"RouterAddress\":\"\",\"Command\":\"\",\"TaskPort\":0,\
          \"RsyncRunning\":false,\"Sidewire\":{\"version\":1,\"features\":[\"fd-passing\",\"q\\\"\"],\
-         \"state\":\"finished\",\"code\":-9}}\n"
+         \"state\":\"finished\",\"code\":-9,\"seq\":12}}\n"
     );
     assert_eq!(Message::decode(line.as_bytes()), Ok(m.clone()));
     for state in [
@@ -148,12 +149,29 @@ fn hello_line() {
             version: 7,
             features: vec![],
             state,
+            seq: u64::MAX,
         });
         assert_eq!(Message::decode(encoded(&m).as_bytes()), Ok(m.clone()));
     }
     // The peers' layout is a prefix: they read the same nine fields and skip the rest.
     let plain = reference(&Message::new(MsgType::Hello));
     assert!(line.starts_with(std::str::from_utf8(&plain[..plain.len() - 2]).unwrap()));
+}
+
+#[test]
+fn ack_line_round_trips_and_rejects_a_negative_count() {
+    let mut m = Message::new(MsgType::Ack);
+    m.acked = 20_001;
+    let line = encoded(&m);
+    assert!(line.ends_with("\"RsyncRunning\":false,\"SidewireAcked\":20001}\n"));
+    assert_eq!(Message::decode(line.as_bytes()), Ok(m));
+    let negative = line.replace("20001", "-1");
+    assert!(Message::decode(negative.as_bytes()).is_err());
+    // Other types carry no count (and one that came with a count keeps it).
+    let mut out = Message::new(MsgType::MessageOut);
+    assert!(!encoded(&out).contains("SidewireAcked"));
+    out.acked = 5;
+    assert_eq!(Message::decode(encoded(&out).as_bytes()), Ok(out));
 }
 
 #[test]
@@ -308,6 +326,7 @@ fn random_and_mutated_streams_never_panic() {
         version: 1,
         features: vec!["x".into()],
         state: AgentState::Running,
+        seq: 3,
     });
     m.encode(&mut seed);
     encode_output_line(&mut seed, MsgType::MessageOut, b"hello \x01 \"world\"");
