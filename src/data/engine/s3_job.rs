@@ -51,6 +51,10 @@ pub enum Purpose {
     Complete {
         file: usize,
     },
+    /// HEAD of an object whose CompleteMultipartUpload went out before a restart.
+    Check {
+        file: usize,
+    },
     Get {
         file: usize,
         offset: u64,
@@ -95,6 +99,8 @@ pub struct S3Job {
     ready: VecDeque<u64>,
     pub failure: Option<Failure>,
     pub done: bool,
+    /// Checks of a completed object that found it not whole yet, in a row.
+    check_attempts: u32,
 }
 
 impl S3Job {
@@ -129,6 +135,7 @@ impl S3Job {
             ready: VecDeque::new(),
             failure: None,
             done: false,
+            check_attempts: 0,
         }
     }
 
@@ -305,7 +312,7 @@ impl S3Job {
             head,
             body,
             sink,
-            head_request: false,
+            head_request: matches!(purpose, Purpose::Check { .. }),
             idle_timeout: sh.data_timeout,
         });
         self.requests.insert(request, id);
@@ -365,10 +372,19 @@ impl S3Job {
                 };
                 if status >= 500 || status == 429 || status == 408 {
                     detail
-                } else if status == 404 && matches!(purpose, Purpose::ListParts { .. }) {
-                    // The upload the journal names is gone (aborted or expired): start over.
+                } else if matches!(purpose, Purpose::Check { .. }) && status == 404 {
+                    // A completion may still be assembling the object.
                     self.ops.remove(&id);
-                    return self.restart_upload(purpose);
+                    return self.queue_later(sh, purpose, "the object is not there yet");
+                } else if matches!(
+                    purpose,
+                    Purpose::ListParts { .. } | Purpose::Check { .. } | Purpose::Complete { .. }
+                ) && matches!(status, 403 | 404)
+                {
+                    // The upload the journal names is gone (completed, aborted or expired),
+                    // or listing parts is not allowed: go on without what was recorded.
+                    self.ops.remove(&id);
+                    return self.resume_without_record(purpose);
                 } else {
                     let what = self.describe(id);
                     self.ops.remove(&id);
@@ -385,6 +401,26 @@ impl S3Job {
     }
 
     /// Schedules op `id` again after a jittered backoff, or fails once it used its attempts.
+    /// Queues `purpose` as a retry of a check that came too early (its attempts count);
+    /// after the last attempt the file's upload starts over.
+    pub fn queue_later(&mut self, sh: &mut Shared, purpose: Purpose, reason: &str) {
+        let attempts = self.check_attempts + 1;
+        self.check_attempts = attempts;
+        if attempts >= MAX_ATTEMPTS {
+            self.check_attempts = 0;
+            return self.resume_without_record(purpose);
+        }
+        self.queue(purpose);
+        let id = self.next_op - 1;
+        self.ready.retain(|&op| op != id);
+        if let Some(op) = self.ops.get_mut(&id) {
+            op.attempts = attempts;
+            op.last_error = reason.to_string();
+        }
+        let delay = backoff(attempts, sh.net.random.unit());
+        self.retries.set(id, Instant::now() + delay);
+    }
+
     pub fn retry(&mut self, sh: &mut Shared, id: u64, reason: String, now: Instant) {
         let what = self.describe(id);
         let Some(op) = self.ops.get_mut(&id) else {
@@ -400,8 +436,7 @@ impl S3Job {
             self.ops.remove(&id);
             return self.fail(message);
         }
-        let base = Duration::from_millis(200) * (1u32 << op.attempts.min(6));
-        let delay = base.mul_f64(0.5 + 0.5 * sh.net.random.unit());
+        let delay = backoff(op.attempts, sh.net.random.unit());
         self.retries.set(id, now + delay);
     }
 
@@ -461,6 +496,12 @@ impl S3Job {
             _ => RequestBody::None,
         }
     }
+}
+
+/// Jittered exponential backoff: uniform in [b/2, b) with b = 200 ms * 2^attempts, capped.
+fn backoff(attempts: u32, unit: f64) -> Duration {
+    let base = Duration::from_millis(200) * (1u32 << attempts.min(6));
+    base.mul_f64(0.5 + 0.5 * unit)
 }
 
 fn sh_concurrency(sh: &Shared) -> usize {

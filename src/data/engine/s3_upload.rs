@@ -221,14 +221,31 @@ impl S3Job {
                     (Some(j), Some(t)) => j.parts(t, &rel).unwrap_or_default(),
                     _ => Vec::new(),
                 };
+                // A file recorded as pending had its CompleteMultipartUpload sent: the
+                // object may be whole already.
+                let completing = match (&sh.journal, self.transfer) {
+                    (Some(j), Some(t)) => j.file(t, &rel).ok().flatten().is_some_and(|r| {
+                        r.state == FileState::Pending && r.size == size && r.mtime_ns == mtime
+                    }),
+                    _ => false,
+                };
+                let all_recorded = plan::pieces(size, part_size)
+                    .all(|(n, _, len)| recorded.iter().any(|p| p.number == n && p.len == len));
                 let f = &mut self.upload().files[i];
                 f.upload_id = r.upload_id;
                 f.part_size = part_size;
-                f.recorded = recorded;
-                self.queue(Purpose::ListParts {
-                    file: i,
-                    marker: None,
-                });
+                if completing && all_recorded {
+                    // Completing again is safe: the store answers the same, or that the
+                    // upload is gone, and then the object is checked.
+                    f.parts_done = recorded.into_iter().map(|p| (p.number, p.etag)).collect();
+                    self.queue(Purpose::Complete { file: i });
+                } else {
+                    f.recorded = recorded;
+                    self.queue(Purpose::ListParts {
+                        file: i,
+                        marker: None,
+                    });
+                }
             }
             Some(_) => {
                 // The file changed since its upload began: that upload is abandoned (the
@@ -243,14 +260,40 @@ impl S3Job {
         true
     }
 
-    /// ListParts said the recorded upload is gone: start the file's upload again.
-    pub(super) fn restart_upload(&mut self, purpose: Purpose) {
-        if let Purpose::ListParts { file, .. } = purpose {
-            let f = &mut self.upload().files[file];
-            f.recorded.clear();
-            f.listed.clear();
-            self.queue(Purpose::Create { file });
+    /// The store knows no upload the journal recorded (or will not list its parts): a
+    /// completion that finds it gone checks whether the object is whole; a listing that
+    /// finds it gone, or a check that never finds the object whole, uploads the file again.
+    pub(super) fn resume_without_record(&mut self, purpose: Purpose) {
+        match purpose {
+            Purpose::Complete { file } => self.queue(Purpose::Check { file }),
+            Purpose::ListParts { file, .. } | Purpose::Check { file } => {
+                let f = &mut self.upload().files[file];
+                f.recorded.clear();
+                f.listed.clear();
+                self.queue(Purpose::Create { file });
+            }
+            _ => {}
         }
+    }
+
+    /// Records that the file's upload is being completed (so a restart checks the object
+    /// first), then completes it.
+    fn complete(&mut self, sh: &mut Shared, file: usize) {
+        let (rel, size, mtime) = {
+            let f = self.up_file(file);
+            (f.local.rel.clone(), f.local.size, f.local.mtime_ns)
+        };
+        if let (Some(j), Some(t)) = (&sh.journal, self.transfer) {
+            let pending = FileRecord {
+                size,
+                mtime_ns: mtime,
+                state: FileState::Pending,
+            };
+            if let Err(e) = j.set_file(t, &rel, pending) {
+                return self.fail(e.to_string());
+            }
+        }
+        self.queue(Purpose::Complete { file });
     }
 
     pub(super) fn on_success(
@@ -312,7 +355,7 @@ impl S3Job {
                             file,
                             marker: Some(marker),
                         }),
-                        None => self.resume_parts(file),
+                        None => self.resume_parts(sh, file),
                     }
                 }
                 Err(e) => self.bad_answer(sh, id, e, now),
@@ -346,8 +389,12 @@ impl S3Job {
                 f.parts_busy -= 1;
                 f.parts_done.insert(number, etag);
                 if f.parts_todo.is_empty() && f.parts_busy == 0 {
-                    self.queue(Purpose::Complete { file });
+                    self.complete(sh, file);
                 }
+            }
+            Purpose::Check { file } => {
+                self.finished(id);
+                self.on_checked(sh, file, &resp);
             }
             Purpose::Complete { file } => match s3::parse_complete(&resp.body) {
                 Ok(_etag) => {
@@ -386,17 +433,32 @@ impl S3Job {
         }
     }
 
-    /// After ListParts: parts both journaled and listed with the same size and ETag (when
-    /// the store lists one) are done; everything else is sent (again).
-    fn resume_parts(&mut self, file: usize) {
+    /// After ListParts: a part the store holds under this upload id with the expected
+    /// length is done, whether or not the journal saw its answer (ctrl may have died just
+    /// before): only sidewire writes this upload id, and the store checked each part's
+    /// payload hash against the file, unchanged since (same size and mtime). Its ETag
+    /// comes from the listing, else the journal; a part with neither is sent again.
+    fn resume_parts(&mut self, sh: &mut Shared, file: usize) {
         let f = &mut self.upload().files[file];
+        let journaled: BTreeMap<u32, RecordedPart> = std::mem::take(&mut f.recorded)
+            .into_iter()
+            .map(|p| (p.number, p))
+            .collect();
         let mut skipped = 0;
-        for RecordedPart { number, etag, len } in std::mem::take(&mut f.recorded) {
-            let listed = f.listed.get(&number);
-            if listed.is_some_and(|(e, s)| (e.is_empty() || *e == etag) && *s == len) {
-                f.parts_done.insert(number, etag);
-                skipped += len;
+        for (number, _offset, len) in plan::pieces(f.local.size, f.part_size) {
+            let Some((listed_etag, listed_size)) = f.listed.get(&number) else {
+                continue;
+            };
+            if *listed_size != len {
+                continue;
             }
+            let etag = match (listed_etag.is_empty(), journaled.get(&number)) {
+                (false, _) => listed_etag.clone(),
+                (true, Some(p)) if p.len == len => p.etag.clone(),
+                _ => continue,
+            };
+            f.parts_done.insert(number, etag);
+            skipped += len;
         }
         f.listed.clear();
         let size = f.local.size;
@@ -408,8 +470,35 @@ impl S3Job {
         self.progress.bytes_done += skipped;
         self.progress.bytes_skipped += skipped;
         if all_done {
-            self.queue(Purpose::Complete { file });
+            self.complete(sh, file);
         }
+    }
+
+    /// The object of a file whose completion went out before a restart: whole when it has
+    /// the file's length and a multipart ETag of its part count; else its parts are listed.
+    fn on_checked(&mut self, sh: &mut Shared, file: usize, resp: &PoolResponse) {
+        let f = self.up_file(file);
+        let parts = plan::pieces(f.local.size, f.part_size).count();
+        let header = |name| {
+            resp.head
+                .header(name)
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+        };
+        let length = header("content-length").and_then(|v| v.trim().parse::<u64>().ok());
+        let etag = header("etag").unwrap_or_default();
+        let whole =
+            length == Some(f.local.size) && etag.trim_matches('"').ends_with(&format!("-{parts}"));
+        if !whole {
+            // A completion may still be assembling the object: look again later.
+            return self.queue_later(sh, Purpose::Check { file }, "the object is not whole yet");
+        }
+        let (rel, size) = (f.local.rel.clone(), f.local.size);
+        if let (Some(j), Some(t)) = (&sh.journal, self.transfer) {
+            let _ = j.forget_multipart(t, &rel);
+        }
+        self.progress.bytes_done += size;
+        self.progress.bytes_skipped += size;
+        self.file_uploaded(sh, file);
     }
 
     fn file_uploaded(&mut self, sh: &mut Shared, file: usize) {
@@ -502,6 +591,7 @@ impl S3Job {
                 let f = self.up_file(*file);
                 (s3::complete_multipart(t, &f.key, &f.upload_id), collect)
             }
+            Purpose::Check { file } => (s3::head_object(t, &self.up_file(*file).key), collect),
             Purpose::Get { .. } | Purpose::Verify { .. } => self.download_request_of(purpose),
         }
     }
@@ -512,7 +602,8 @@ impl S3Job {
             Purpose::Put { file }
             | Purpose::Create { file }
             | Purpose::ListParts { file, .. }
-            | Purpose::Complete { file } => {
+            | Purpose::Complete { file }
+            | Purpose::Check { file } => {
                 format!("Uploading {}", self.up_file(file).local.rel)
             }
             Purpose::Part { file, number, .. } => {

@@ -364,7 +364,8 @@ pub fn parse_list_parts(body: &[u8]) -> Result<PartsPage, XmlError> {
         }
         Ok(())
     })?;
-    if required(truncated, "IsTruncated", ROOT)? {
+    // s3s-fs leaves IsTruncated out (it never pages parts): absent means complete.
+    if truncated.unwrap_or(false) {
         page.next_marker = Some(marker.ok_or(XmlError::TruncatedWithoutContinuation {
             element: "NextPartNumberMarker",
         })?);
