@@ -82,6 +82,8 @@ fn prepare(args: &RunArgs) -> Result<(Setup, String), String> {
         logs_period: args.logs_period,
         logs_buffer_size: QUEUE_MESSAGES,
         logs_buffer_bytes: QUEUE_BYTES,
+        // The terminal is never away.
+        logs_spill_bytes: 0,
         unix_timeout: Duration::from_secs(60),
         agent_child: Some(child),
         termination_log: false,

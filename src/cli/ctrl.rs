@@ -51,6 +51,9 @@ pub struct CtrlArgs {
     pub logs_buffer_size: usize,
     /// Log queue budget in bytes, at least 1 (sidewire's own flag).
     pub logs_buffer_bytes: usize,
+    /// sidewire's own: journal bytes for log lines kept while the service is away (0:
+    /// none, they are dropped as upstream does).
+    pub logs_spill_bytes: u64,
     /// sidewire's own: the transfer journal (empty: none).
     pub journal: PathBuf,
     /// sidewire's own: requests in flight per transfer (0: from `CPU_COUNT`).
@@ -89,6 +92,7 @@ impl CtrlArgs {
         FlagDef::new("logsPeriod", FlagKind::Int, "100", "Milliseconds between log flushes."),
         FlagDef::new("logsBufferSize", FlagKind::Int, "10000", "Log queue capacity in messages."),
         FlagDef::new("logsBufferBytes", FlagKind::Int, "67108864", "Log queue budget in bytes."),
+        FlagDef::new("logsSpillBytes", FlagKind::Int, "268435456", "Journal bytes for log lines kept while the service is away; 0 = drop them."),
         FlagDef::new("journal", FlagKind::Str, "/osmo/data/.sidewire/journal.db", "Transfer journal on the shared data volume; empty for none."),
         FlagDef::new("dataConcurrency", FlagKind::Int, "0", "Requests in flight per transfer; 0 = 4 per CPU_COUNT."),
     ];
@@ -128,6 +132,7 @@ impl CtrlArgs {
             logs_period: goflag::millis_at_least_one(p.int("logsPeriod")),
             logs_buffer_size: goflag::count_at_least_one(p.int("logsBufferSize")),
             logs_buffer_bytes: goflag::count_at_least_one(p.int("logsBufferBytes")),
+            logs_spill_bytes: u64::try_from(p.int("logsSpillBytes")).unwrap_or(0),
             journal: p.str("journal").into(),
             data_concurrency: usize::try_from(p.int("dataConcurrency")).unwrap_or(0),
         })

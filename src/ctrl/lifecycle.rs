@@ -8,6 +8,7 @@
 //! agent kept for it, and on to the post-command phase when the final report comes.
 
 use std::process::Child;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -92,6 +93,9 @@ pub struct Setup {
     pub logs_period: Duration,
     pub logs_buffer_size: usize,
     pub logs_buffer_bytes: usize,
+    /// Journal bytes for lines that do not fit in memory while the service is away
+    /// (0: none, they are dropped).
+    pub logs_spill_bytes: u64,
     pub unix_timeout: Duration,
     /// In `sidewire run` the agent is ctrl's child and its exit code is the run's.
     pub agent_child: Option<Child>,
@@ -118,8 +122,9 @@ pub struct Ctrl {
     /// The transfer thread, started when the first transfer is due.
     plane: Option<DataPlane>,
     transfers: Option<DataPhase>,
-    /// What an earlier ctrl of this task finished (phases, the command's end).
-    journal: Option<Journal>,
+    /// What an earlier ctrl of this task finished (phases, the command's end); shared
+    /// with the queue, which keeps undelivered lines there.
+    journal: Option<Rc<Journal>>,
     /// An earlier ctrl of this task saw the command finish: the agent may be gone, so
     /// ctrl goes on to the uploads without it.
     finished_before: bool,
@@ -165,14 +170,14 @@ impl Ctrl {
             .journal
             .as_deref()
             .and_then(|path| match Journal::open(path) {
-                Ok(j) => Some(j),
+                Ok(j) => Some(Rc::new(j)),
                 Err(e) => {
                     eprintln!("ctrl: no journal, transfers will not resume: {e}");
                     None
                 }
             });
         if setup.data.new_task {
-            if let Some(Err(e)) = journal.as_ref().map(Journal::start_new_task) {
+            if let Some(Err(e)) = journal.as_deref().map(Journal::start_new_task) {
                 eprintln!("ctrl: {e}");
             }
         }
@@ -181,7 +186,15 @@ impl Ctrl {
             .is_some_and(|j| matches!(j.command_state(), Ok(CommandState::Finished { .. })));
         let mut timers = Timers::default();
         timers.set(Timer::AgentDeadline, now + setup.unix_timeout);
-        let queue = LogQueue::new(setup.logs_buffer_size, setup.logs_buffer_bytes);
+        let mut queue = LogQueue::new(setup.logs_buffer_size, setup.logs_buffer_bytes);
+        // A local run prints to the terminal, which is never away: nothing to keep.
+        if let (Some(journal), Uplink::Service(_)) = (&journal, &uplink) {
+            queue.attach_spill(
+                Box::new(journal.clone()),
+                setup.logs_spill_bytes,
+                setup.source.clone(),
+            );
+        }
         Ok(Ctrl {
             setup,
             net,
@@ -308,6 +321,16 @@ impl Ctrl {
             self.queue.room()
         } else {
             ROOM_WHILE_DOWN
+        }
+    }
+
+    /// Overflow goes to the journal only while the uplink is away (see
+    /// [`LogQueue::set_spilling`]); journal failures are reported.
+    fn update_spilling(&mut self, now: Instant) {
+        self.queue.set_spilling(!self.uplink.accepting(now));
+        for error in self.queue.take_spill_errors() {
+            eprintln!("ctrl: {error}");
+            self.log(IoType::OsmoCtrl, error);
         }
     }
 
@@ -544,6 +567,11 @@ impl Ctrl {
                             self.queue.undelivered()
                         );
                     }
+                    if self.queue.has_spilled() {
+                        eprintln!(
+                            "ctrl: exiting with lines in the journal; the next ctrl sends them"
+                        );
+                    }
                     if let Some(child) = self.setup.agent_child.as_mut() {
                         if self.child_status.is_none() {
                             let _ = child.kill();
@@ -595,6 +623,7 @@ impl Handler for Ctrl {
 
     fn on_tick(&mut self, poll: &Poll, now: Instant) {
         self.on_signals(now);
+        self.update_spilling(now);
         self.on_data(now);
         while let Some(timer) = self.timers.pop_due(now) {
             self.on_timer(timer, now);
@@ -604,6 +633,7 @@ impl Handler for Ctrl {
         self.throttled_flush(now);
         self.uplink
             .advance(&mut self.net, poll.registry(), now, &mut self.queue);
+        self.update_spilling(now);
         let mut acted = false;
         while let Some(event) = self.uplink.next_event() {
             self.on_link(event, now);

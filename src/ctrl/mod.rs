@@ -65,6 +65,7 @@ pub fn main(args: CtrlArgs) -> i32 {
         logs_period: args.logs_period,
         logs_buffer_size: args.logs_buffer_size,
         logs_buffer_bytes: args.logs_buffer_bytes,
+        logs_spill_bytes: args.logs_spill_bytes,
         unix_timeout: args.unix_timeout,
         agent_child: None,
         termination_log: true,

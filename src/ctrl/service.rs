@@ -12,12 +12,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use mio::{Registry, Token};
 
 use super::exit::{ExitCode, Failure};
-use super::log_queue::{LogQueue, Record};
+use super::log_queue::LogQueue;
 use super::token::{self, TokenAnswer};
 use crate::net::http_client::HttpExchange;
 use crate::net::ws_client::{WsClient, WsEvent, WsRequest};
 use crate::net::{Endpoint, NetCtx};
-use crate::proto::osmo::{self, Action, IoType};
+use crate::proto::osmo::{self, Action};
 use crate::proto::ws::OpCode;
 
 /// Bytes queued in the socket buffer before the link stops taking records.
@@ -379,7 +379,7 @@ impl ServiceLink {
                 break;
             };
             self.scratch.clear();
-            encode(&mut self.scratch, &self.cfg.source, &record);
+            record.encode(&mut self.scratch, &self.cfg.source);
             ws.send(ctx, OpCode::Text, &self.scratch);
             queue.sent(record, self.pings.next);
             self.pings.unpinged += self.scratch.len();
@@ -455,15 +455,5 @@ impl Pings {
         self.outstanding
             .front()
             .map_or(keepalive, |(_, at)| keepalive.min(*at + DEAD_AFTER))
-    }
-}
-
-/// The service payload of one record (PROTOCOL.md §3, double-encoded JSON).
-fn encode(out: &mut Vec<u8>, source: &str, record: &Record) {
-    match record {
-        Record::Log { time, io, text } => osmo::encode_log(out, source, *time, text, *io),
-        Record::Barrier { name } => osmo::encode_barrier(out, name),
-        Record::Encoded { payload } => out.extend_from_slice(payload),
-        Record::LogDone { time } => osmo::encode_log(out, source, *time, "", IoType::LogDone),
     }
 }

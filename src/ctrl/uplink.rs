@@ -124,7 +124,7 @@ impl Terminal {
                     );
                     self.events.push(LinkEvent::Action(Action::Barrier));
                 }
-                Record::Encoded { .. } => continue,
+                Record::Encoded { .. } | Record::Spilled { .. } => continue,
                 Record::LogDone { .. } => {
                     self.events.push(LinkEvent::Action(Action::LogDone));
                     continue;

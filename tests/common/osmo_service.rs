@@ -78,6 +78,8 @@ impl ServiceConfig {
 struct Shared {
     config: ServiceConfig,
     finished: AtomicBool,
+    /// An outage: every connection is dropped at once, open WebSockets are cut.
+    down: AtomicBool,
     refresh_calls: AtomicUsize,
     /// Data frames received over all connections, for `cut_after`.
     frames_in: AtomicUsize,
@@ -167,6 +169,7 @@ impl OsmoService {
         let shared = Arc::new(Shared {
             config,
             finished: AtomicBool::new(false),
+            down: AtomicBool::new(false),
             refresh_calls: AtomicUsize::new(0),
             frames_in: AtomicUsize::new(0),
             first_frame_at: Mutex::new(None),
@@ -279,6 +282,12 @@ impl OsmoService {
         self.shared.cut_at.store(n, Ordering::SeqCst);
     }
 
+    /// While set, the service is away: open WebSockets are cut (no close frame) and
+    /// every new connection is closed before its request is read.
+    pub fn set_down(&self, down: bool) {
+        self.shared.down.store(down, Ordering::SeqCst);
+    }
+
     /// Refresh calls answer `{"error": "FINISHED"}` while set.
     pub fn set_finished(&self, finished: bool) {
         self.shared.finished.store(finished, Ordering::SeqCst);
@@ -304,6 +313,9 @@ impl Drop for OsmoService {
 
 /// One accepted TCP connection: route by the peeked request head.
 fn serve(shared: &Arc<Shared>, mut stream: TcpStream) {
+    if shared.down.load(Ordering::SeqCst) {
+        return;
+    }
     let deadline = Instant::now() + Duration::from_secs(5);
     let head = match http_raw::peek_head(&stream, deadline) {
         Ok(Some(head)) => head,

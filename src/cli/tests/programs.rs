@@ -25,7 +25,7 @@ fn ctrl_defaults() {
         cache_size: 0, timeout: Duration::from_secs(60 * 60),
         unix_timeout: Duration::from_secs(120 * 60), exec_timeout: Duration::from_secs(5 * 60),
         data_timeout: Duration::from_secs(10 * 60), logs_period: Duration::from_millis(100),
-        logs_buffer_size: 10000, logs_buffer_bytes: 67_108_864,
+        logs_buffer_size: 10000, logs_buffer_bytes: 67_108_864, logs_spill_bytes: 268_435_456,
         journal: "/osmo/data/.sidewire/journal.db".into(), data_concurrency: 0,
     };
     assert_eq!(c, want);

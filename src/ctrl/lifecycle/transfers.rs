@@ -182,7 +182,7 @@ impl Ctrl {
         &mut self,
         f: impl FnOnce(&Journal) -> Result<T, crate::data::journal::JournalError>,
     ) -> Option<T> {
-        let result = f(self.journal.as_ref()?);
+        let result = f(self.journal.as_deref()?);
         match result {
             Ok(v) => Some(v),
             Err(e) => {

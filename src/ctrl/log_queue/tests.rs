@@ -1,6 +1,6 @@
 use super::*;
 
-fn line(n: usize) -> Record {
+pub(super) fn line(n: usize) -> Record {
     Record::Log {
         time: SystemTime::UNIX_EPOCH,
         io: IoType::Stdout,
@@ -8,7 +8,7 @@ fn line(n: usize) -> Record {
     }
 }
 
-fn own(text: &str) -> Record {
+pub(super) fn own(text: &str) -> Record {
     Record::Log {
         time: SystemTime::UNIX_EPOCH,
         io: IoType::OsmoCtrl,
@@ -118,3 +118,5 @@ fn records_to_resend_survive_a_full_queue() {
     );
     assert_eq!(&got[3..], ["line 4", "line 5"]);
 }
+
+mod spill;

@@ -56,14 +56,25 @@ impl Journal {
 
     /// Up to `limit` spilled messages, oldest first.
     pub fn spilled(&self, limit: usize) -> Result<Vec<SpilledLog>, JournalError> {
-        let action = || "reading spilled log messages".to_string();
+        // Ids start at 1 (AUTOINCREMENT).
+        self.spilled_after(0, limit)
+    }
+
+    /// Up to `limit` spilled messages with ids above `after_id`, oldest first: the next
+    /// batch to send while earlier ones wait for their acknowledgement.
+    pub fn spilled_after(
+        &self,
+        after_id: i64,
+        limit: usize,
+    ) -> Result<Vec<SpilledLog>, JournalError> {
+        let action = || format!("reading spilled log messages after id {after_id}");
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let mut stmt = self
             .conn
-            .prepare_cached("SELECT id, payload FROM log_spill ORDER BY id LIMIT ?1")
+            .prepare_cached("SELECT id, payload FROM log_spill WHERE id > ?1 ORDER BY id LIMIT ?2")
             .map_err(|e| self.sql_error(action(), e))?;
         let rows = stmt
-            .query_map([limit], |r| {
+            .query_map([after_id, limit], |r| {
                 Ok(SpilledLog {
                     id: r.get(0)?,
                     payload: r.get(1)?,

@@ -263,6 +263,24 @@ fn spilled_logs_come_back_oldest_first_within_budget() {
 }
 
 #[test]
+fn spilled_after_pages_through_in_id_order() {
+    let dir = TestDir::new("spill-after");
+    let j = Journal::open(&dir.journal_path()).unwrap();
+    let messages: Vec<Vec<u8>> = (0..5).map(|n| format!("m{n}").into_bytes()).collect();
+    let refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
+    j.spill_logs(&refs, 1000).unwrap();
+    let first = j.spilled_after(0, 2).unwrap();
+    let second = j.spilled_after(first[1].id, 2).unwrap();
+    let third = j.spilled_after(second[1].id, 2).unwrap();
+    let got: Vec<Vec<u8>> = [first, second, third]
+        .concat()
+        .into_iter()
+        .map(|s| s.payload)
+        .collect();
+    assert_eq!(got, messages);
+}
+
+#[test]
 fn missing_directory_is_a_clear_error() {
     let dir = TestDir::new("missing");
     let path = dir.0.join("not-mounted").join("journal.db");

@@ -146,6 +146,11 @@ impl Conn<'_> {
     /// Runs until the peer leaves, breaks the protocol, or the link is cut.
     fn run(&mut self) {
         loop {
+            if self.shared.down.load(Ordering::Relaxed) {
+                self.sync();
+                let _ = self.ws.get_ref().shutdown(Shutdown::Both);
+                return;
+            }
             if self.link.log_done_due.load(Ordering::Acquire) > 0 && !self.answer_log_done() {
                 return;
             }
