@@ -1,6 +1,8 @@
 //! Shared pieces of the data-plane tests: a task run through `sidewire run` with
 //! upstream-form specs, its credential file, and files with position-dependent content
 //! (so a byte written at the wrong offset shows).
+// Shared by several test binaries, each using part of it.
+#![allow(dead_code)]
 
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
