@@ -15,12 +15,18 @@ s3 = boto3.client('s3', endpoint_url=os.environ['S3_ENDPOINT'],
     config=Config(s3={'addressing_style': os.environ.get('S3_STYLE', 'path')},
                   retries={'total_max_attempts': 1, 'mode': 'standard'},
                   connect_timeout=5, read_timeout=30))
-def code(fn):
+def code(fn, tries=3):
+    # s3s-fs may close a kept-alive connection after an error answer while boto3 reuses
+    # it; that race says nothing about the answer, so the call is made again.
     try:
         fn()
         return 'ok'
     except botocore.exceptions.ClientError as e:
         return e.response['Error']['Code']
+    except (botocore.exceptions.ConnectionClosedError, botocore.exceptions.EndpointConnectionError):
+        if tries <= 1:
+            raise
+        return code(fn, tries - 1)
 out = None
 "#;
 
