@@ -45,8 +45,10 @@ const PIPES: [Token; 2] = [Token(2), Token(3)];
 const CTRL_BUDGET: usize = 4 << 20;
 /// Bytes of messages kept for a ctrl that may come back (unacknowledged or never sent).
 const AWAY_BUDGET: usize = 16 << 20;
-/// ctrl taking no bytes for this long with the outbox full counts as stalled.
-const CTRL_STALL: Duration = Duration::from_secs(1);
+/// ctrl taking no bytes for this long with the outbox full counts as stalled. Long enough
+/// that a ctrl starved of CPU on a busy node (or waiting on a slow service) loses no
+/// lines; short enough that a wedged ctrl holds the command up once, briefly.
+const CTRL_STALL: Duration = Duration::from_secs(5);
 /// Longest line accepted from ctrl.
 const MAX_CTRL_LINE: usize = 1 << 20;
 /// After the command exits, how long a grandchild holding its pipes open is waited for.
