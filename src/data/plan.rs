@@ -20,6 +20,12 @@ pub fn part_size(size: u64) -> u64 {
     needed.clamp(MIN_PART, MAX_PART)
 }
 
+/// The ranges a download fetches in parallel: at least 32 MiB, as few requests as the
+/// store's per-request cost warrants, and no more than [`MAX_PARTS`].
+pub fn range_size(size: u64) -> u64 {
+    part_size(size).max(32 << 20)
+}
+
 /// Whether a file is sent as a multipart upload (parts in parallel, resumable) rather than
 /// one PUT.
 pub fn is_multipart(size: u64) -> bool {

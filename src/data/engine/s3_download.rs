@@ -255,7 +255,7 @@ impl S3Job {
             self.fail(format!("Cannot size {}: {e}", temp.display()));
             return false;
         }
-        let todo = plan::missing_ranges(size, &recorded, plan::part_size(size));
+        let todo = plan::missing_ranges(size, &recorded, plan::range_size(size));
         let skipped = size - todo.iter().map(|r| r.1).sum::<u64>();
         self.progress.bytes_done += skipped;
         self.progress.bytes_skipped += skipped;
@@ -360,7 +360,9 @@ impl S3Job {
     }
 
     /// Checks a complete file on a worker thread: its size, and its MD5 when the ETag is
-    /// one (single-part uploads without KMS); then flushes it to disk.
+    /// one (single-part uploads without KMS). It is not flushed to disk: the input folder
+    /// is the pod's own volume, which a sidecar restart keeps (with the page cache) and a
+    /// node failure loses whole.
     fn verify(&mut self, sh: &mut Shared, i: usize) {
         let (file, size, etag) = {
             let f = self.down_file(i);
@@ -383,7 +385,6 @@ impl S3Job {
             } else {
                 String::new()
             };
-            file.sync_data()?;
             Ok(digest)
         });
     }

@@ -72,3 +72,9 @@ fn keys_below_a_prefix() {
     assert_eq!(upload_key("out/", "a/b"), "out/a/b");
     assert_eq!(upload_key("", "a"), "a");
 }
+
+#[test]
+fn download_ranges_are_at_least_32_mib() {
+    assert_eq!(range_size(1), 32 * MIB);
+    assert_eq!(range_size(1 << 40), part_size(1 << 40).max(32 * MIB));
+}
