@@ -1,6 +1,10 @@
 //! Checkpoints end to end: `sidewire run` with `-checkpoint`, its agent uploading on each
 //! period and once more after the command, watched through the store folder and the log.
 
+// The real S3 server (s3s-fs, SigV4-checking) for the S3 checkpoint.
+#[path = "common/s3_server.rs"]
+mod s3_server;
+
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -150,5 +154,64 @@ fn a_full_spec_uploads_one_file_and_a_failed_checkpoint_is_only_logged() {
     let stored = contents(&elsewhere);
     assert_eq!(stored.keys().collect::<Vec<_>>(), ["model.pt"], "{log}");
     assert_eq!(stored["model.pt"], b"two\n");
+    let _ = std::fs::remove_dir_all(&work);
+}
+
+#[test]
+fn checkpoints_upload_to_a_real_s3_server_with_the_user_credentials() {
+    const KEY: &str = "AKIDSIDEWIRECKPT";
+    const SECRET: &str = "sidewire-checkpoint-secret-0123";
+    let s3 = s3_server::S3Server::start(KEY, SECRET);
+    s3.create_bucket("bucket");
+    let work = temp_dir("s3");
+    // `sidewire run` hands its agent WORKDIR/credentials.yaml as -userConfig.
+    std::fs::write(
+        work.join("credentials.yaml"),
+        format!(
+            "auth:\n  data:\n    s3://bucket:\n      access_key_id: {KEY}\n      access_key: {SECRET}\n      \
+             override_url: {}\n      region: us-east-1\n      addressing_style: path\n",
+            s3.endpoint()
+        ),
+    )
+    .unwrap();
+    let ckpt = work.join("ckpt");
+    // 3 MiB of changing bytes, then a small file; `/*` uploads the folder's contents.
+    let script = format!(
+        "mkdir -p {c}; head -c 3145728 /dev/urandom > {c}/weights.bin; sleep 1.5; \
+         echo done > {c}/step.txt; echo skip > {c}/debug.log",
+        c = ckpt.display()
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_sidewire"))
+        .arg("run")
+        .arg(format!("-workdir={}", work.display()))
+        .arg(format!(
+            "-checkpoint={}/*;s3://bucket/run/ckpt;1;.*\\.(bin|txt)$",
+            ckpt.display()
+        ))
+        .args(["--", "sh", "-c", &script])
+        .output()
+        .expect("sidewire run");
+    let log = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{log}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        lines_with(&log, "OSMO_CTRL: Checkpointing data from")
+            .iter()
+            .all(|l| !l.contains(" failed")),
+        "{log}"
+    );
+    for name in ["weights.bin", "step.txt"] {
+        let stored = std::fs::read(s3.object_path("bucket", &format!("run/ckpt/{name}")))
+            .unwrap_or_else(|e| panic!("{name}: {e}\n{log}"));
+        assert_eq!(stored, std::fs::read(ckpt.join(name)).unwrap(), "{name}");
+    }
+    assert!(
+        !s3.object_path("bucket", "run/ckpt/debug.log").exists(),
+        "the regex leaves debug.log out"
+    );
     let _ = std::fs::remove_dir_all(&work);
 }
