@@ -108,7 +108,7 @@ fn checkpoints_upload_on_each_period_and_the_last_one_completes_before_the_outpu
     let last_finished = lines
         .iter()
         .rposition(|l| l.contains("Checkpointing data from") && l.ends_with(" finished"));
-    let outputs = position("Uploading file://");
+    let outputs = position("UPLOAD: Uploading file://");
     assert!(
         last_finished.is_some() && outputs.is_some() && last_finished < outputs,
         "{log}"
