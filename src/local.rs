@@ -3,7 +3,7 @@
 //! agent is this same binary started as a child, so the command runs exactly as it would
 //! in a pod. The run exits with the command's exit code.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -37,6 +37,7 @@ fn prepare(args: &RunArgs) -> Result<(Setup, String), String> {
     let socket_path = workdir.join("sidewire.sock");
     let me = own_executable()?;
     let (program, rest) = args.command.split_first().ok_or("no command given")?;
+    let store = args.store_url();
     let mut agent = Command::new(me);
     agent
         .arg("exec")
@@ -48,6 +49,19 @@ fn prepare(args: &RunArgs) -> Result<(Setup, String), String> {
             workdir.join(".bash_history").display()
         ))
         .arg("-cliAutoCompleteScriptPath=")
+        .arg(format!(
+            "-userConfig={}",
+            workdir.join("credentials.yaml").display()
+        ))
+        .arg(format!(
+            "-checkpointJournal={}",
+            workdir.join("checkpoints.db").display()
+        ))
+        .args(
+            args.checkpoints
+                .iter()
+                .map(|c| format!("-checkpoint={}", checkpoint_spec(c, &workdir, &store))),
+        )
         .arg(format!("-commands={program}"))
         .args(rest.iter().map(|a| format!("-args={a}")))
         .env("SIDEWIRE_PASSTHROUGH", "0")
@@ -56,7 +70,6 @@ fn prepare(args: &RunArgs) -> Result<(Setup, String), String> {
         .spawn()
         .map_err(|e| format!("cannot start the agent: {e}"))?;
     let output_path: PathBuf = workdir.join("output");
-    let store = args.store_url();
     let setup = Setup {
         source: args.name.clone(),
         socket_path,
@@ -117,6 +130,18 @@ fn output_spec(spec: &str, store: &str) -> String {
             spec.trim_matches('/')
         )
     }
+}
+
+/// A checkpoint as `sidewire run` takes it: a full `path;url;seconds;regex` spec, or
+/// `name;seconds[;regex]`, which uploads the folder `output/<name>` to `<store>/<name>`.
+fn checkpoint_spec(spec: &str, workdir: &Path, store: &str) -> String {
+    if spec.split(';').count() >= 4 {
+        return spec.to_string();
+    }
+    let (name, rest) = spec.split_once(';').unwrap_or((spec, ""));
+    let (seconds, regex) = rest.split_once(';').unwrap_or((rest, ""));
+    let path = workdir.join("output").join(name.trim_matches('/'));
+    format!("{};{store};{seconds};{regex}", path.display())
 }
 
 /// This binary's path: from /proc when mounted, else from argv[0] (an empty root or a

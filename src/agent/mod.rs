@@ -15,6 +15,7 @@
 //! and sends again everything not acknowledged. With an upstream ctrl (no answer) a lost
 //! connection drops the output as before, and the command still runs to its end.
 
+pub mod checkpoint;
 pub mod command;
 pub mod lines;
 pub mod outbox;
@@ -40,6 +41,8 @@ use passthrough::Passthrough;
 const SIGNALS: Token = Token(0);
 const CTRL: Token = Token(1);
 const PIPES: [Token; 2] = [Token(2), Token(3)];
+/// The checkpoints' data plane has reports.
+const CHECKPOINTS: Token = Token(4);
 
 /// Bytes of messages held for ctrl before reading pauses (or, with ctrl stalled, lines are dropped).
 const CTRL_BUDGET: usize = 4 << 20;
@@ -72,6 +75,10 @@ enum Phase {
     Running,
     /// A restart asked for the command to stop; UserStopFinished follows.
     Stopping,
+    /// The command ended with `code`: the final checkpoints upload before it is reported.
+    FinalCheckpoints {
+        code: i32,
+    },
     /// Done with `code`: handing the last messages to ctrl.
     Exiting {
         code: i32,
@@ -177,6 +184,9 @@ struct Agent {
     running: Option<Running>,
     output_folder: String,
     phase: Phase,
+    checkpoints: Option<checkpoint::Checkpoints>,
+    /// The command's final report, held while the final checkpoints run.
+    held_report: Option<Message>,
     read_buf: Vec<u8>,
     exit: Option<i32>,
 }
@@ -194,6 +204,9 @@ impl Agent {
         // `sidewire run` prints the lines itself and turns the copy off.
         let passthrough = (std::env::var("SIDEWIRE_PASSTHROUGH").as_deref() != Ok("0"))
             .then(|| [Passthrough::stdout(), Passthrough::stderr()]);
+        let checkpoints = checkpoint::Checkpoints::from_args(&args, || {
+            mio::Waker::new(poll.registry(), CHECKPOINTS)
+        })?;
         let mut agent = Agent {
             args,
             argv,
@@ -215,6 +228,8 @@ impl Agent {
             running: None,
             output_folder: String::new(),
             phase: Phase::WaitingStart,
+            checkpoints,
+            held_report: None,
             read_buf: vec![0; 64 << 10],
             exit: None,
         };
@@ -241,6 +256,7 @@ impl Agent {
             Ok(running) => {
                 self.running = Some(running);
                 self.phase = Phase::Running;
+                self.arm_checkpoints(Instant::now());
             }
             Err(e) => {
                 let mut failed = Message::new(MsgType::ExecFailed);
@@ -249,8 +265,7 @@ impl Agent {
                     self.argv[0]
                 );
                 eprint!("osmo_exec: {}", failed.message_err);
-                self.send_final(failed);
-                self.begin_exit(127);
+                self.finish_command(failed, 127);
             }
         }
     }
@@ -481,17 +496,17 @@ impl Agent {
                 eprintln!("osmo_exec: making {} readable: {e}", self.output_folder);
             }
         }
-        if code == 0 {
-            self.send_final(Message::new(MsgType::ExecFinished));
+        let report = if code == 0 {
+            Message::new(MsgType::ExecFinished)
         } else {
             let mut m = Message::new(MsgType::ExecFailed);
             m.message_err = format!(
                 "Command failed with error: {}\n",
                 Running::describe_status(code)
             );
-            self.send_final(m);
-        }
-        self.begin_exit(code);
+            m
+        };
+        self.finish_command(report, code);
     }
 
     fn on_signals(&mut self) {
@@ -502,6 +517,9 @@ impl Agent {
             // The container is stopping: pass the signal on to the command's group.
             match self.running.as_ref() {
                 Some(r) => r.signal_group(rustix::process::Signal::TERM),
+                None if matches!(self.phase, Phase::FinalCheckpoints { .. }) => {
+                    self.abandon_checkpoints(Instant::now())
+                }
                 None => self.begin_exit(128 + sig),
             }
         }
@@ -536,6 +554,7 @@ impl Handler for Agent {
         self.service_ctrl();
         self.read_output(now);
         self.check_finished(now);
+        self.service_checkpoints(now);
         self.service_ctrl();
         if let Some(p) = self.passthrough.as_mut() {
             p.iter_mut().for_each(Passthrough::flush);
@@ -553,7 +572,11 @@ impl Handler for Agent {
         if self.read_more && self.outbox.unwritten().len() < CTRL_BUDGET {
             return Some(Instant::now());
         }
-        self.timers.next_deadline()
+        let checkpoints = self.checkpoints.as_ref().and_then(|c| c.next_deadline());
+        [self.timers.next_deadline(), checkpoints]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     fn exit_code(&self) -> Option<i32> {

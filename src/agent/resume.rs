@@ -21,7 +21,10 @@ impl Agent {
     pub(super) fn greet(&mut self) {
         let state = match self.phase {
             Phase::WaitingStart => AgentState::Idle,
-            Phase::Running | Phase::Stopping => AgentState::Running,
+            // Not reported yet while the final checkpoints upload.
+            Phase::Running | Phase::Stopping | Phase::FinalCheckpoints { .. } => {
+                AgentState::Running
+            }
             Phase::Exiting { code } => AgentState::Finished { code },
         };
         let mut hello = Message::new(MsgType::Hello);
@@ -97,7 +100,7 @@ impl Agent {
                 match self.phase {
                     Phase::WaitingStart => self.begin_exit(1),
                     Phase::Exiting { code } => self.exit = Some(code),
-                    Phase::Running | Phase::Stopping => {}
+                    Phase::Running | Phase::Stopping | Phase::FinalCheckpoints { .. } => {}
                 }
             }
             Err(_) => {

@@ -28,6 +28,12 @@ pub struct ExecArgs {
     /// `name:path:writable,...` extra rsync modules.
     pub rsync_path_allow_list: String,
     pub cli_auto_complete_script_path: PathBuf,
+    /// sidewire's own: the credential file checkpoints upload with (empty: see
+    /// [`crate::agent::checkpoint::user_config_path`]).
+    pub user_config: PathBuf,
+    /// sidewire's own: the checkpoints' transfer journal (empty: next to the socket,
+    /// `none`: no journal).
+    pub checkpoint_journal: String,
 }
 
 impl ExecArgs {
@@ -36,7 +42,7 @@ impl ExecArgs {
     pub const FLAGS: &'static [FlagDef] = &[
         FlagDef::new("commands", FlagKind::Repeat, "", "Program, then leading arguments; repeat for each."),
         FlagDef::new("args", FlagKind::Repeat, "", "Argument appended after the commands; repeat for each."),
-        FlagDef::new("checkpoint", FlagKind::Repeat, "", "Periodic upload path;url;seconds;regex; repeat for more."),
+        FlagDef::new("checkpoint", FlagKind::Repeat, "", "Upload path;url;seconds;regex every period and once at the end; path/* uploads a folder's contents; repeat for more."),
         FlagDef::new("socketPath", FlagKind::Str, "", "Unix socket of the sidecar."),
         FlagDef::new("unixTimeout", FlagKind::Int, "120", "Minutes to keep dialing the sidecar's socket."),
         FlagDef::new("userBinPath", FlagKind::Str, "/osmo/usr/bin", "Folder appended to PATH."),
@@ -47,6 +53,8 @@ impl ExecArgs {
         FlagDef::new("rsyncWriteLimit", FlagKind::Int, "0", "rsync write limit in bytes per second (0 = none)."),
         FlagDef::new("rsyncPathAllowList", FlagKind::Str, "", "Extra rsync modules as name:path:writable,..."),
         FlagDef::new("cliAutoCompleteScriptPath", FlagKind::Str, "/osmo/usr/bin/osmo_cli/osmo/autocomplete.bash", "Completion script sourced by exec shells, if present."),
+        FlagDef::new("userConfig", FlagKind::Str, "", "Credentials for checkpoints (default $OSMO_CONFIG_FILE_DIR/config.yaml, else /osmo/user_config.yaml)."),
+        FlagDef::new("checkpointJournal", FlagKind::Str, "", "Checkpoints' journal (default next to -socketPath; none = no journal)."),
     ];
 
     /// Parses the agent's arguments (without the program name). At least one
@@ -75,6 +83,8 @@ impl ExecArgs {
             rsync_write_limit: p.int("rsyncWriteLimit"),
             rsync_path_allow_list: p.str("rsyncPathAllowList").to_owned(),
             cli_auto_complete_script_path: p.str("cliAutoCompleteScriptPath").into(),
+            user_config: p.str("userConfig").into(),
+            checkpoint_journal: p.str("checkpointJournal").to_owned(),
         })
     }
 

@@ -35,7 +35,7 @@ impl RunArgs {
     pub const FLAGS: &'static [FlagDef] = &[
         FlagDef::new("input", FlagKind::Repeat, "", "Input spec; repeat for more."),
         FlagDef::new("output", FlagKind::Repeat, "", "Output spec; repeat for more."),
-        FlagDef::new("checkpoint", FlagKind::Repeat, "", "Periodic upload path;url;seconds;regex."),
+        FlagDef::new("checkpoint", FlagKind::Repeat, "", "Upload path;url;seconds;regex every period and at the end, or name;seconds[;regex]: output/NAME to STORE/NAME."),
         FlagDef::new("workdir", FlagKind::Str, ".sidewire", "Folder for the journal, input/ and output/."),
         FlagDef::new("store", FlagKind::Str, "", "Store URL (default file://WORKDIR/store)."),
         FlagDef::new("logsPeriod", FlagKind::Int, "100", "Milliseconds between log flushes."),

@@ -131,6 +131,7 @@ fn exec_defaults_and_argv() {
         enable_rsync: false, rsync_read_limit: 0, rsync_write_limit: 0,
         rsync_path_allow_list: String::new(),
         cli_auto_complete_script_path: "/osmo/usr/bin/osmo_cli/osmo/autocomplete.bash".into(),
+        user_config: PathBuf::new(), checkpoint_journal: String::new(),
     };
     assert_eq!(e, want);
     let e = ExecArgs::parse(&sp(

@@ -27,8 +27,9 @@ use crate::proto::osmo::IoType;
 use folder_job::FolderJob;
 use s3_job::S3Job;
 
-const COMMANDS: Token = Token(0);
-const WORKERS: Token = Token(1);
+/// The engine's one waker (mio allows one per `Poll`): new commands and finished worker
+/// jobs both wake it, and each wake drains both.
+const WAKE: Token = Token(0);
 const FIRST_CONNECTION: usize = 16;
 /// How often a progress line is logged while a transfer runs.
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
@@ -103,7 +104,8 @@ impl DataPlane {
     /// Starts the engine thread; `notify` is woken whenever a report is ready.
     pub fn start(settings: Settings, notify: Arc<Waker>) -> Result<DataPlane, String> {
         let poll = Poll::new().map_err(|e| format!("epoll: {e}"))?;
-        let waker = Arc::new(Waker::new(poll.registry(), COMMANDS).map_err(|e| e.to_string())?);
+        let waker = Arc::new(Waker::new(poll.registry(), WAKE).map_err(|e| e.to_string())?);
+        let workers_waker = waker.clone();
         let (commands, command_rx) = mpsc::channel();
         let (report_tx, reports) = mpsc::channel();
         let thread = thread::Builder::new()
@@ -113,7 +115,7 @@ impl DataPlane {
                     reports: report_tx,
                     notify,
                 };
-                match Engine::new(settings, poll, outbox.clone()) {
+                match Engine::new(settings, poll, workers_waker, outbox.clone()) {
                     Ok(mut engine) => engine.run(command_rx),
                     Err(e) => outbox.send(Report::Finished(Err(Failure::new(ExitCode::Other, e)))),
                 }
@@ -201,10 +203,13 @@ struct Engine {
 }
 
 impl Engine {
-    fn new(settings: Settings, poll: Poll, outbox: Outbox) -> Result<Engine, String> {
+    fn new(
+        settings: Settings,
+        poll: Poll,
+        workers_waker: Arc<Waker>,
+        outbox: Outbox,
+    ) -> Result<Engine, String> {
         let net = NetCtx::new()?;
-        let workers_waker =
-            Arc::new(Waker::new(poll.registry(), WORKERS).map_err(|e| e.to_string())?);
         let threads = thread::available_parallelism()
             .map_or(2, |n| n.get())
             .min(8);
