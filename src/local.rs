@@ -65,6 +65,10 @@ fn prepare(args: &RunArgs) -> Result<(Setup, String), String> {
         .arg(format!("-commands={program}"))
         .args(rest.iter().map(|a| format!("-args={a}")))
         .env("SIDEWIRE_PASSTHROUGH", "0")
+        // Where the command finds its inputs and leaves its outputs (a pod's command is
+        // told /osmo/data/input and /osmo/data/output by its spec).
+        .env("SIDEWIRE_INPUT_PATH", workdir.join("input"))
+        .env("SIDEWIRE_OUTPUT_PATH", workdir.join("output"))
         .stdin(crate::agent::command::closed_stdin().map_err(|e| format!("pipe: {e}"))?);
     let child = agent
         .spawn()

@@ -61,10 +61,13 @@ impl RunArgs {
         })
     }
 
-    /// The store to use: `-store`, or else `file://{workdir}/store`.
+    /// The store to use: `-store`, or else `file://{workdir}/store` (made absolute: a
+    /// `file://` URL names an absolute path).
     pub fn store_url(&self) -> String {
         if self.store.is_empty() {
-            let workdir = self.workdir.to_string_lossy();
+            let workdir =
+                std::path::absolute(&self.workdir).unwrap_or_else(|_| self.workdir.clone());
+            let workdir = workdir.to_string_lossy();
             format!("file://{}/store", workdir.trim_end_matches('/'))
         } else {
             self.store.clone()

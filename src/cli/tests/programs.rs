@@ -167,7 +167,11 @@ fn run_parses_flags_and_command() {
         (r.name.as_str(), r.logs_period),
         ("task", Duration::from_millis(100))
     );
-    assert_eq!(r.store_url(), "file://.sidewire/store");
+    let here = std::env::current_dir().unwrap();
+    assert_eq!(
+        r.store_url(),
+        format!("file://{}/.sidewire/store", here.display())
+    );
     assert!(r.inputs.is_empty() && r.outputs.is_empty() && r.checkpoints.is_empty());
     let r = RunArgs::parse(&sp(
         "-input url:0,s3://a,.* -output=url:s3://b,.* -input url:1,s3://c,.* -checkpoint \
