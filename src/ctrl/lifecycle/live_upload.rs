@@ -165,10 +165,7 @@ mod tests {
     #[test]
     fn scan_period_is_half_the_settling_time_within_bounds() {
         assert_eq!(scan_period(Duration::from_secs(1)), MIN_SCAN);
-        assert_eq!(
-            scan_period(Duration::from_secs(10)),
-            Duration::from_secs(5)
-        );
+        assert_eq!(scan_period(Duration::from_secs(10)), Duration::from_secs(5));
         assert_eq!(scan_period(Duration::from_secs(3600)), MAX_SCAN);
     }
 }

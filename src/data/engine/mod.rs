@@ -423,10 +423,6 @@ mod tests {
         // A modification time ahead of the clock is not settled; without a bound all are.
         assert!(!is_settled(&file_changed_at(5000), quiet, now));
         assert!(is_settled(&file_changed_at(5000), None, now));
-        assert!(!is_settled(
-            &file_changed_at(0),
-            Some(Duration::MAX),
-            now
-        ));
+        assert!(!is_settled(&file_changed_at(0), Some(Duration::MAX), now));
     }
 }
