@@ -87,6 +87,7 @@ fn prepare(args: &RunArgs) -> Result<(Setup, String), String> {
             new_task: true,
             data_timeout: Duration::from_secs(600),
             concurrency: crate::data::engine::Settings::default_concurrency(),
+            upload_while_running: args.upload_while_running,
             retry_id: "0".into(),
             group_name: String::new(),
         },

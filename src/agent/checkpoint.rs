@@ -181,6 +181,7 @@ pub fn work_for(spec: &CheckpointSpec) -> Result<Work, String> {
         only,
         journal_key: format!("checkpoint {};{};{}", spec.path, spec.url, spec.regex),
         check_access: false,
+        settled_for: None,
     })
 }
 

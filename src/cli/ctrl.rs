@@ -58,6 +58,9 @@ pub struct CtrlArgs {
     pub journal: PathBuf,
     /// sidewire's own: requests in flight per transfer (0: from `CPU_COUNT`).
     pub data_concurrency: usize,
+    /// sidewire's own: while the command runs, upload output files unchanged for this
+    /// long (zero: only after the command).
+    pub upload_while_running: Duration,
 }
 
 impl CtrlArgs {
@@ -95,6 +98,7 @@ impl CtrlArgs {
         FlagDef::new("logsSpillBytes", FlagKind::Int, "268435456", "Journal bytes for log lines kept while the service is away; 0 = drop them."),
         FlagDef::new("journal", FlagKind::Str, "/osmo/data/.sidewire/journal.db", "Transfer journal on the shared data volume; empty for none."),
         FlagDef::new("dataConcurrency", FlagKind::Int, "0", "Requests in flight per transfer; 0 = 4 per CPU_COUNT."),
+        FlagDef::new("uploadWhileRunning", FlagKind::Int, "0", "Seconds an output file must be unchanged to upload it while the command runs; 0 = off (needs the journal)."),
     ];
 
     /// Parses the sidecar's arguments (without the program name). Arguments
@@ -135,6 +139,7 @@ impl CtrlArgs {
             logs_spill_bytes: u64::try_from(p.int("logsSpillBytes")).unwrap_or(0),
             journal: p.str("journal").into(),
             data_concurrency: usize::try_from(p.int("dataConcurrency")).unwrap_or(0),
+            upload_while_running: goflag::seconds(p.int("uploadWhileRunning")),
         })
     }
 

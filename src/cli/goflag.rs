@@ -391,6 +391,11 @@ pub fn minutes(v: i64) -> Duration {
     Duration::from_secs(secs).min(MAX_DURATION)
 }
 
+/// A count of seconds as a duration; negative counts become zero.
+pub fn seconds(v: i64) -> Duration {
+    Duration::from_secs(u64::try_from(v).unwrap_or(0)).min(MAX_DURATION)
+}
+
 /// A count of milliseconds as a duration; counts <= 0 become 1 ms, as
 /// upstream's log period does.
 pub fn millis_at_least_one(v: i64) -> Duration {

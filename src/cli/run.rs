@@ -25,6 +25,8 @@ pub struct RunArgs {
     pub logs_period: Duration,
     /// Task name, the source of its log lines.
     pub name: String,
+    /// Upload output files unchanged for this long while the command runs (zero: off).
+    pub upload_while_running: Duration,
     /// The program and its arguments; never empty.
     pub command: Vec<String>,
 }
@@ -40,6 +42,7 @@ impl RunArgs {
         FlagDef::new("store", FlagKind::Str, "", "Store URL (default file://WORKDIR/store)."),
         FlagDef::new("logsPeriod", FlagKind::Int, "100", "Milliseconds between log flushes."),
         FlagDef::new("name", FlagKind::Str, "task", "Task name."),
+        FlagDef::new("uploadWhileRunning", FlagKind::Int, "0", "Seconds an output file must be unchanged to upload it while the command runs; 0 = off."),
     ];
 
     /// Parses `sidewire run`'s arguments (after `run`). The command is what
@@ -57,6 +60,7 @@ impl RunArgs {
             store: p.str("store").to_owned(),
             logs_period: goflag::millis_at_least_one(p.int("logsPeriod")),
             name: p.str("name").to_owned(),
+            upload_while_running: goflag::seconds(p.int("uploadWhileRunning")),
             command: p.positional().to_vec(),
         })
     }

@@ -26,6 +26,8 @@ pub struct DataConfig {
     pub new_task: bool,
     pub data_timeout: Duration,
     pub concurrency: usize,
+    /// Upload output files unchanged for this long while the command runs (zero: off).
+    pub upload_while_running: Duration,
     pub retry_id: String,
     pub group_name: String,
 }
@@ -109,6 +111,7 @@ impl DataPhase {
                     only: None,
                     journal_key: s.clone(),
                     check_access: credentials == CredentialSource::User,
+                    settled_for: None,
                 },
                 name: parsed.log_name().to_string(),
                 metric_url: parsed.url().to_string(),
@@ -145,6 +148,7 @@ impl DataPhase {
                     journal_key: s.clone(),
                     check_access: credentials == CredentialSource::User
                         && !matches!(parsed, OutputSpec::Kpi { .. }),
+                    settled_for: None,
                 },
                 name: parsed.log_name().into_owned(),
                 metric_url: parsed.metric_url().into_owned(),
@@ -167,6 +171,18 @@ impl DataPhase {
 
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()
+    }
+
+    /// The phase's transfers as passes over files unchanged for `settled_for` (the
+    /// uploads while the command runs), with the journal keys of the full transfers.
+    pub fn settled_passes(&self, settled_for: Duration) -> Vec<Work> {
+        self.items
+            .iter()
+            .map(|item| Work {
+                settled_for: Some(settled_for),
+                ..item.work.clone()
+            })
+            .collect()
     }
 
     /// The first transfer and the line that announces it.

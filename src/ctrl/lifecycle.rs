@@ -56,6 +56,8 @@ enum Timer {
     AgentDeadline,
     DrainDeadline,
     GreetingGrace,
+    /// The next round of uploads while the command runs.
+    LiveUpload,
 }
 
 #[derive(Debug, PartialEq)]
@@ -122,6 +124,8 @@ pub struct Ctrl {
     /// The transfer thread, started when the first transfer is due.
     plane: Option<DataPlane>,
     transfers: Option<DataPhase>,
+    /// Uploads while the command runs (`-uploadWhileRunning`).
+    live: live_upload::LiveUploads,
     /// What an earlier ctrl of this task finished (phases, the command's end); shared
     /// with the queue, which keeps undelivered lines there.
     journal: Option<Rc<Journal>>,
@@ -138,6 +142,7 @@ pub struct Ctrl {
 const INPUTS_PHASE: &str = "inputs";
 const OUTPUTS_PHASE: &str = "outputs";
 
+mod live_upload;
 mod transfers;
 
 impl Ctrl {
@@ -212,6 +217,7 @@ impl Ctrl {
             data_waker,
             plane: None,
             transfers: None,
+            live: Default::default(),
             journal,
             finished_before,
             acks: None,
@@ -242,6 +248,7 @@ impl Ctrl {
     }
 
     fn drain(&mut self, code: i32, now: Instant) {
+        self.stop_live_uploads();
         // A transfer in flight stops here; its journal lets the next start resume it.
         if self.transfers.take().is_some() {
             if let Some(plane) = &self.plane {
@@ -435,6 +442,7 @@ impl Ctrl {
         self.log(IoType::OsmoCtrl, format!("ctrl restarted; {what}"));
         self.exec_started = true;
         self.phase = Phase::Running;
+        self.start_live_uploads(Instant::now());
     }
 
     /// Acknowledges the agent's messages whose records the service now has.
@@ -477,6 +485,7 @@ impl Ctrl {
         self.exec_started = true;
         self.phase = Phase::Running;
         self.journaled(|j| j.set_command_state(CommandState::Running));
+        self.start_live_uploads(Instant::now());
     }
 
     fn on_link(&mut self, event: LinkEvent, now: Instant) {
@@ -559,6 +568,7 @@ impl Ctrl {
                 }
             }
             Timer::GreetingGrace => self.agent_known = true,
+            Timer::LiveUpload => self.on_live_timer(now),
             Timer::DrainDeadline => {
                 if let Phase::Draining { code } = self.phase {
                     if self.queue.undelivered() > 0 {

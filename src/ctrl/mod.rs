@@ -57,6 +57,7 @@ pub fn main(args: CtrlArgs) -> i32 {
                 0 => crate::data::engine::Settings::default_concurrency(),
                 n => n,
             },
+            upload_while_running: args.upload_while_running,
             retry_id: args.retry_id.clone(),
             group_name: args.group_name.clone(),
         },

@@ -13,6 +13,8 @@ pub struct Progress {
     /// Bytes already in place when the transfer started (resumed or skipped): they count
     /// as done but not towards the rate.
     pub bytes_skipped: u64,
+    /// Files already in place when the transfer started.
+    pub files_skipped: u64,
 }
 
 impl Progress {
@@ -24,6 +26,7 @@ impl Progress {
             bytes_total: 0,
             bytes_done: 0,
             bytes_skipped: 0,
+            files_skipped: 0,
         }
     }
 

@@ -27,6 +27,7 @@ fn ctrl_defaults() {
         data_timeout: Duration::from_secs(10 * 60), logs_period: Duration::from_millis(100),
         logs_buffer_size: 10000, logs_buffer_bytes: 67_108_864, logs_spill_bytes: 268_435_456,
         journal: "/osmo/data/.sidewire/journal.db".into(), data_concurrency: 0,
+        upload_while_running: Duration::ZERO,
     };
     assert_eq!(c, want);
 }
@@ -90,6 +91,14 @@ fn ctrl_huge_values_saturate() {
     let c = CtrlArgs::parse(&args(&["-timeout", "0x7fffffffffffffff"])).unwrap();
     assert_eq!(c.timeout, Duration::from_nanos(i64::MAX as u64));
     assert!(std::time::Instant::now().checked_add(c.timeout).is_some());
+    let c = CtrlArgs::parse(&args(&["-uploadWhileRunning", "0x7fffffffffffffff"])).unwrap();
+    assert!(std::time::Instant::now()
+        .checked_add(c.upload_while_running)
+        .is_some());
+    let c = CtrlArgs::parse(&args(&["-uploadWhileRunning=-3"])).unwrap();
+    assert_eq!(c.upload_while_running, Duration::ZERO);
+    let c = CtrlArgs::parse(&args(&["-uploadWhileRunning=45"])).unwrap();
+    assert_eq!(c.upload_while_running, Duration::from_secs(45));
 }
 
 #[test]
@@ -172,6 +181,7 @@ fn run_parses_flags_and_command() {
         r.store_url(),
         format!("file://{}/.sidewire/store", here.display())
     );
+    assert_eq!(r.upload_while_running, Duration::ZERO);
     assert!(r.inputs.is_empty() && r.outputs.is_empty() && r.checkpoints.is_empty());
     let r = RunArgs::parse(&sp(
         "-input url:0,s3://a,.* -output=url:s3://b,.* -input url:1,s3://c,.* -checkpoint \
@@ -186,6 +196,8 @@ fn run_parses_flags_and_command() {
     assert_eq!(r.command, args(&["-x", "--"]));
     let r = RunArgs::parse(&args(&["-store", "s3://bucket/p", "true"])).unwrap();
     assert_eq!(r.store_url(), "s3://bucket/p");
+    let r = RunArgs::parse(&args(&["-uploadWhileRunning=30", "true"])).unwrap();
+    assert_eq!(r.upload_while_running, Duration::from_secs(30));
 }
 
 #[test]

@@ -19,6 +19,7 @@ impl Ctrl {
             return;
         }
         crate::note!("ctrl: exec finished");
+        self.stop_live_uploads();
         self.journaled(|j| j.set_command_state(CommandState::Finished { exit_code: 0 }));
         if self.journaled(|j| j.phase_done(OUTPUTS_PHASE)) == Some(true) {
             return self.outputs_done(now);
@@ -77,7 +78,7 @@ impl Ctrl {
     }
 
     /// Hands `work` to the data plane, starting its thread on first use.
-    fn submit(&mut self, work: Work, now: Instant) {
+    pub(super) fn submit(&mut self, work: Work, now: Instant) {
         if self.plane.is_none() {
             let cfg = &self.setup.data;
             let settings = Settings {
@@ -104,8 +105,14 @@ impl Ctrl {
     /// Takes the data plane's reports: progress lines, and each transfer's outcome.
     pub(super) fn on_data(&mut self, now: Instant) {
         while let Some(report) = self.plane.as_ref().and_then(DataPlane::try_report) {
+            // A pass while the command runs reports before the transfers submitted after
+            // it; its progress lines are not passed on (it logs one line when it is done).
             match report {
+                Report::Log(..) if self.live.owns_reports() => {}
                 Report::Log(io, text) => self.log(io, text),
+                Report::Finished(outcome) if self.live.owns_reports() => {
+                    self.on_live_done(outcome, now)
+                }
                 Report::Finished(outcome) => self.on_transfer_done(outcome, now),
             }
         }

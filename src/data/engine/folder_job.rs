@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::{Instant, SystemTime};
 
-use super::{Shared, Summary, Work};
+use super::{is_settled, Shared, Summary, Work};
 use crate::ctrl::exit::{ExitCode, Failure};
 use crate::data::file_store::copy_file;
 use crate::data::filter::Filter;
@@ -74,9 +74,11 @@ impl FolderJob {
             }
             None => walk::walk(from).map_err(|e| format!("Cannot list {}: {e}", from.display()))?,
         };
+        let now = SystemTime::now();
         Ok(files
             .into_iter()
             .filter(|f| self.filter.matches(&f.rel))
+            .filter(|f| is_settled(f, self.work.settled_for, now))
             .map(|f| {
                 let dest = to.join(&f.rel);
                 (f, dest)
@@ -98,12 +100,7 @@ impl FolderJob {
         }
         let files = self.files.as_ref()?;
         let Some((file, dest)) = files.get(self.next).cloned() else {
-            return Some(Ok(Summary {
-                files: self.progress.files_done,
-                bytes: self.progress.bytes_done,
-                start: self.start,
-                end: SystemTime::now(),
-            }));
+            return Some(Ok(Summary::of(&self.progress, self.start)));
         };
         self.next += 1;
         let journal = sh.journal.as_ref().zip(self.transfer);
@@ -115,6 +112,7 @@ impl FolderJob {
         if done_before && std::fs::metadata(&dest).is_ok_and(|m| m.len() == file.size) {
             self.progress.bytes_done += file.size;
             self.progress.bytes_skipped += file.size;
+            self.progress.files_skipped += 1;
         } else {
             let progress = &mut self.progress;
             if let Err(e) = copy_file(&file.path, &dest, &mut |n| progress.bytes_done += n) {

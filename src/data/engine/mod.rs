@@ -50,15 +50,54 @@ pub struct Work {
     pub journal_key: String,
     /// A `url:` spec: access denied is "data unauthorized" (exit 14).
     pub check_access: bool,
+    /// Uploads only: send only files whose modification time is at least this old (a
+    /// pass while the command still writes its outputs); `None` sends every file.
+    pub settled_for: Option<Duration>,
+}
+
+/// Whether `file` has been left alone for `settled_for` at `now` (always, without a
+/// bound). A modification time in the future (a skewed clock) is not settled.
+pub(crate) fn is_settled(
+    file: &super::walk::LocalFile,
+    settled_for: Option<Duration>,
+    now: SystemTime,
+) -> bool {
+    let Some(quiet) = settled_for else {
+        return true;
+    };
+    let Ok(now_ns) = now.duration_since(SystemTime::UNIX_EPOCH) else {
+        return false;
+    };
+    let now_ns = i128::try_from(now_ns.as_nanos()).unwrap_or(i128::MAX);
+    now_ns - i128::from(file.mtime_ns) >= i128::try_from(quiet.as_nanos()).unwrap_or(i128::MAX)
 }
 
 /// What a finished transfer moved.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Summary {
+    /// Files of the transfer, including those already in place.
     pub files: u64,
+    /// Bytes of the transfer, including those already in place.
     pub bytes: u64,
+    /// Of those, the files and bytes this transfer moved itself.
+    pub moved_files: u64,
+    pub moved_bytes: u64,
     pub start: SystemTime,
     pub end: SystemTime,
+}
+
+impl Summary {
+    /// What a transfer that started at `start` and ends now did, from its counts.
+    fn of(progress: &super::progress::Progress, start: SystemTime) -> Summary {
+        Summary {
+            files: progress.files_done,
+            bytes: progress.bytes_done,
+            moved_files: progress.files_done.saturating_sub(progress.files_skipped),
+            moved_bytes: progress.bytes_done.saturating_sub(progress.bytes_skipped),
+            start,
+            end: SystemTime::now(),
+        }
+    }
 }
 
 pub enum Report {
@@ -356,5 +395,34 @@ impl Engine {
         self.job = None;
         self.next_progress = None;
         self.shared.outbox.send(Report::Finished(outcome));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::walk::LocalFile;
+
+    fn file_changed_at(secs: i64) -> LocalFile {
+        LocalFile {
+            rel: "f".into(),
+            path: PathBuf::from("/f"),
+            size: 1,
+            mtime_ns: secs * 1_000_000_000,
+        }
+    }
+
+    #[test]
+    fn a_file_is_settled_once_unchanged_for_the_bound() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
+        let quiet = Some(Duration::from_secs(30));
+        assert!(is_settled(&file_changed_at(970), quiet, now));
+        assert!(is_settled(&file_changed_at(10), quiet, now));
+        assert!(!is_settled(&file_changed_at(971), quiet, now));
+        assert!(!is_settled(&file_changed_at(1000), quiet, now));
+        // A modification time ahead of the clock is not settled; without a bound all are.
+        assert!(!is_settled(&file_changed_at(5000), quiet, now));
+        assert!(is_settled(&file_changed_at(5000), None, now));
+        assert!(!is_settled(&file_changed_at(0), Some(Duration::MAX), now));
     }
 }

@@ -219,6 +219,7 @@ impl S3Job {
         };
         if journaled_done && fs::metadata(&dest).is_ok_and(|m| m.len() == size) {
             self.progress.files_done += 1;
+            self.progress.files_skipped += 1;
             self.progress.bytes_done += size;
             self.progress.bytes_skipped += size;
             let d = self.download();

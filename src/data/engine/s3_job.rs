@@ -238,12 +238,7 @@ impl S3Job {
             return Some(Err(failure));
         }
         if self.done && self.ops.is_empty() {
-            return Some(Ok(Summary {
-                files: self.progress.files_done,
-                bytes: self.progress.bytes_done,
-                start: self.start,
-                end: SystemTime::now(),
-            }));
+            return Some(Ok(Summary::of(&self.progress, self.start)));
         }
         None
     }

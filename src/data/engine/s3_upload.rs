@@ -132,7 +132,10 @@ impl S3Job {
                 walk::walk(&root).map_err(|e| format!("Cannot list {}: {e}", root.display()))?
             }
         };
-        files.retain(|f| self.filter.matches(&f.rel));
+        let now = std::time::SystemTime::now();
+        files.retain(|f| {
+            self.filter.matches(&f.rel) && super::is_settled(f, self.work.settled_for, now)
+        });
         let mut up = Vec::with_capacity(files.len());
         for local in files {
             self.progress.files_total += 1;
@@ -151,6 +154,7 @@ impl S3Job {
             };
             let state = if already {
                 self.progress.files_done += 1;
+                self.progress.files_skipped += 1;
                 self.progress.bytes_done += local.size;
                 self.progress.bytes_skipped += local.size;
                 UpState::Done
