@@ -89,36 +89,36 @@ impl S3Job {
             self.queue(Purpose::List { token: None });
             return;
         }
-        let active: Vec<usize> = {
-            let d = self.download();
-            (0..d.next_file)
-                .filter(|&i| d.files[i].state == DownState::Active)
-                .collect()
-        };
-        for i in active {
-            while room > 0 {
-                let f = &mut self.download().files[i];
-                let Some((offset, len)) = f.ranges_todo.pop_front() else {
-                    break;
-                };
-                f.busy += 1;
-                self.queue(Purpose::Get {
-                    file: i,
-                    offset,
-                    len,
-                });
-                room -= 1;
+        // Ranges of files already open first; then open the next file and queue its
+        // ranges in the same pass (not on the next wake-up, which may be seconds away).
+        loop {
+            let active: Vec<usize> = {
+                let d = self.download();
+                (0..d.next_file)
+                    .filter(|&i| d.files[i].state == DownState::Active)
+                    .collect()
+            };
+            for i in active {
+                while room > 0 {
+                    let f = &mut self.download().files[i];
+                    let Some((offset, len)) = f.ranges_todo.pop_front() else {
+                        break;
+                    };
+                    f.busy += 1;
+                    self.queue(Purpose::Get {
+                        file: i,
+                        offset,
+                        len,
+                    });
+                    room -= 1;
+                }
             }
-        }
-        while room > 0 && self.failure.is_none() {
             let i = self.download().next_file;
-            if i >= self.download().files.len() {
+            if room == 0 || self.failure.is_some() || i >= self.download().files.len() {
                 break;
             }
             self.download().next_file += 1;
-            if self.start_download(sh, i) {
-                room -= 1;
-            }
+            self.start_download(sh, i);
         }
         let d = self.download();
         if d.listing_done && d.finished_files == d.files.len() {
@@ -203,8 +203,9 @@ impl S3Job {
         }
     }
 
-    /// Opens object `i`'s temporary file and queues its ranges; false if nothing to fetch.
-    fn start_download(&mut self, sh: &mut Shared, i: usize) -> bool {
+    /// Opens object `i`'s temporary file and plans its ranges (none when it is already
+    /// whole: then it is skipped, or checked and moved into place).
+    fn start_download(&mut self, sh: &mut Shared, i: usize) {
         let (rel, size, dest, ranges_key) = {
             let f = self.down_file(i);
             (f.rel.clone(), f.size, f.dest.clone(), f.ranges_key())
@@ -225,11 +226,11 @@ impl S3Job {
             let d = self.download();
             d.files[i].state = DownState::Done;
             d.finished_files += 1;
-            return false;
+            return;
         }
         if let Err(e) = self.prepare_folder(&dest) {
             self.fail(e);
-            return false;
+            return;
         }
         let temp = temp_name(&dest);
         let file = match OpenOptions::new()
@@ -242,7 +243,7 @@ impl S3Job {
             Ok(f) => f,
             Err(e) => {
                 self.fail(format!("Cannot create {}: {e}", temp.display()));
-                return false;
+                return;
             }
         };
         // Ranges finished by an earlier run count only if the file still has its length.
@@ -254,7 +255,7 @@ impl S3Job {
         };
         if let Err(e) = file.set_len(size) {
             self.fail(format!("Cannot size {}: {e}", temp.display()));
-            return false;
+            return;
         }
         let todo = plan::missing_ranges(size, &recorded, plan::range_size(size));
         let skipped = size - todo.iter().map(|r| r.1).sum::<u64>();
@@ -267,7 +268,6 @@ impl S3Job {
         if f.ranges_todo.is_empty() {
             self.verify(sh, i);
         }
-        true
     }
 
     /// Creates the folders above `dest` and checks that, symlinks resolved, they are inside
