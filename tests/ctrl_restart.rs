@@ -254,3 +254,49 @@ fn an_upstream_agent_gets_exec_start_and_never_a_sidewire_message() {
     assert_eq!(wait_exit(&mut pod.ctrl, LONG), Some(0));
     assert_eq!(texts_of(&service.messages(), "STDOUT"), ["one", "two"]);
 }
+
+#[test]
+fn ctrl_killed_twenty_times_while_the_command_runs_loses_no_line_and_runs_it_once() {
+    let cfg = ServiceConfig::default();
+    let service = OsmoService::start(cfg.clone());
+    let dir = pod_dir("restart-twenty");
+    // 60,000 numbered lines over about 10 s.
+    let script = "echo run >> marker; i=0; while [ $i -lt 60000 ]; do i=$((i+1)); echo $i; \
+                  if [ $((i % 100)) -eq 0 ]; then sleep 0.015; fi; done; exit 6";
+    let flags = ["-logsPeriod", "200"];
+    let ctrl = Pod::start_ctrl(&dir, &cfg, service.port(), &flags);
+    let mut pod = Pod {
+        dir: dir.clone(),
+        ctrl,
+        agent: Some(start_agent(&dir, script)),
+    };
+    assert!(
+        service.wait_for(|m| texts_of(m, "STDOUT").len() >= 100, LONG),
+        "lines flow before the first kill"
+    );
+    let mut seed = std::process::id() as u64 * 2_654_435_761 + 1;
+    for round in 0..20 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        std::thread::sleep(Duration::from_millis(150 + seed % 250));
+        let agent = pod.agent.as_mut().expect("agent");
+        assert!(
+            agent.try_wait().unwrap().is_none(),
+            "the command ended before kill {round}"
+        );
+        kill(&mut pod.ctrl);
+        pod.ctrl = Pod::start_ctrl(&dir, &cfg, service.port(), &flags);
+    }
+    let mut agent = pod.agent.take().expect("agent");
+    assert_eq!(wait_exit(&mut agent, LONG), Some(6));
+    assert_eq!(wait_exit(&mut pod.ctrl, LONG), Some(0));
+    assert_eq!(
+        std::fs::read_to_string(dir.join("marker")).unwrap(),
+        "run\n",
+        "the command ran once"
+    );
+    let duplicates = assert_all_in_order(&numbers(&service), 60_000);
+    eprintln!("20 kills, {duplicates} lines sent twice");
+    assert_eq!(service.violations(), Vec::<String>::new());
+}
