@@ -2,7 +2,7 @@
 //! flight, their retries, and what it reports. The steps particular to each direction are
 //! in [`super::s3_upload`] and [`super::s3_download`].
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs::File;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -12,13 +12,11 @@ use crate::ctrl::exit::{ExitCode, Failure};
 use crate::data::filter::Filter;
 use crate::data::journal::{Direction, TransferId};
 use crate::data::progress::Progress;
-use crate::net::http_pool::{
-    PoolError, PoolRequest, PoolResponse, RequestBody, RequestId, ResponseSink,
-};
+use crate::net::http_pool::{PoolError, PoolRequest, PoolResponse, RequestBody, RequestId};
 use crate::net::Endpoint;
 use crate::proto::http::Body;
 use crate::proto::osmo::IoType;
-use crate::proto::s3::{self, BucketTarget, Credentials, Request};
+use crate::proto::s3::{self, BucketTarget, Credentials};
 use crate::reactor::Timers;
 
 /// Attempts per request before the transfer fails.
@@ -93,7 +91,7 @@ pub struct S3Job {
     next_op: u64,
     requests: HashMap<RequestId, u64>,
     /// Ops waiting for a worker thread (a payload hash or a file's check).
-    hashing: HashMap<u64, ()>,
+    hashing: HashSet<u64>,
     retries: Timers<u64>,
     /// Ops ready to be sent, in order.
     ready: VecDeque<u64>,
@@ -130,7 +128,7 @@ impl S3Job {
             ops: HashMap::new(),
             next_op: 0,
             requests: HashMap::new(),
-            hashing: HashMap::new(),
+            hashing: HashSet::new(),
             retries: Timers::default(),
             ready: VecDeque::new(),
             failure: None,
@@ -166,8 +164,9 @@ impl S3Job {
         }
     }
 
-    /// Queues a new request.
-    pub fn queue(&mut self, purpose: Purpose) {
+    /// Records a new op (a request, or work for a worker thread); the caller says where
+    /// it waits.
+    fn new_op(&mut self, purpose: Purpose) -> u64 {
         let id = self.next_op;
         self.next_op += 1;
         self.ops.insert(
@@ -179,23 +178,19 @@ impl S3Job {
                 last_error: String::new(),
             },
         );
+        id
+    }
+
+    /// Queues a new request.
+    pub fn queue(&mut self, purpose: Purpose) {
+        let id = self.new_op(purpose);
         self.ready.push_back(id);
     }
 
     /// Registers work done on a worker thread, so the job waits for it.
     pub fn track_work(&mut self, purpose: Purpose) -> u64 {
-        let id = self.next_op;
-        self.next_op += 1;
-        self.ops.insert(
-            id,
-            Op {
-                purpose,
-                attempts: 0,
-                payload_hash: None,
-                last_error: String::new(),
-            },
-        );
-        self.hashing.insert(id, ());
+        let id = self.new_op(purpose);
+        self.hashing.insert(id);
         id
     }
 
@@ -245,7 +240,8 @@ impl S3Job {
 
     /// Lets the direction add work while there is room.
     fn plan(&mut self, sh: &mut Shared, now: Instant) {
-        let room = sh_concurrency(sh)
+        let room = sh
+            .concurrency
             .saturating_sub(self.requests.len() + self.hashing.len() + self.ready.len());
         if room == 0 {
             return;
@@ -278,7 +274,7 @@ impl S3Job {
                 let (file, offset, len) = (file.clone(), *offset, *len);
                 sh.workers
                     .submit(id, move || hash_file_range(&file, offset, len));
-                self.hashing.insert(id, ());
+                self.hashing.insert(id);
                 return;
             }
         };
@@ -320,7 +316,7 @@ impl S3Job {
         result: std::io::Result<String>,
         now: Instant,
     ) {
-        if self.hashing.remove(&id).is_none() {
+        if !self.hashing.remove(&id) {
             return; // cancelled
         }
         if let Some(Purpose::Verify { .. }) = self.ops.get(&id).map(|o| &o.purpose) {
@@ -405,9 +401,7 @@ impl S3Job {
             self.check_attempts = 0;
             return self.resume_without_record(purpose);
         }
-        self.queue(purpose);
-        let id = self.next_op - 1;
-        self.ready.retain(|&op| op != id);
+        let id = self.new_op(purpose);
         if let Some(op) = self.ops.get_mut(&id) {
             op.attempts = attempts;
             op.last_error = reason.to_string();
@@ -479,10 +473,6 @@ impl S3Job {
         }
     }
 
-    fn request_of(&self, purpose: &Purpose) -> (Request, ResponseSink) {
-        self.file_request_of(purpose)
-    }
-
     fn body_of(&self, purpose: &Purpose) -> RequestBody {
         match purpose {
             Purpose::Put { .. } | Purpose::Part { .. } | Purpose::Complete { .. } => {
@@ -497,10 +487,6 @@ impl S3Job {
 fn backoff(attempts: u32, unit: f64) -> Duration {
     let base = Duration::from_millis(200) * (1u32 << attempts.min(6));
     base.mul_f64(0.5 + 0.5 * unit)
-}
-
-fn sh_concurrency(sh: &Shared) -> usize {
-    sh.concurrency
 }
 
 /// SHA-256 of `len` bytes of `file` from `offset`, read through the page cache.

@@ -571,7 +571,7 @@ impl S3Job {
         }
     }
 
-    pub(super) fn file_request_of(&self, purpose: &Purpose) -> (Request, ResponseSink) {
+    pub(super) fn request_of(&self, purpose: &Purpose) -> (Request, ResponseSink) {
         let collect = ResponseSink::Collect { max: MAX_XML };
         let t = &self.target;
         match purpose {
