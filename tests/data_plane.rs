@@ -11,7 +11,7 @@ mod support;
 
 use std::fs;
 
-use common::fake_s3::{Canned, FakeS3};
+use common::fake_s3::{Canned, FakeS3, Listed};
 use common::fault_proxy::{Fault, FaultPlan, FaultProxy, Rule};
 use s3_server::S3Server;
 use support::*;
@@ -225,6 +225,65 @@ fn malformed_listings_and_keys_that_leave_the_folder_fail_with_nothing_written_o
             .filter(|p| p != "in/a" && p != "in/.a.sidewire-part")
             .collect();
         assert!(other.is_empty(), "{other:?}");
+    }
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// A single-part object's ETag is its MD5, and a download that does not match fails;
+/// objects encrypted with KMS or a customer key carry other ETags, which are no reason
+/// to refuse them.
+#[test]
+fn a_plain_etag_is_checked_as_md5_unless_the_object_is_kms_or_customer_encrypted() {
+    let dir = temp_dir("sse-etag");
+    let body = b"encrypted at rest".to_vec();
+    let not_md5 = "0123456789abcdef0123456789abcdef";
+    for (sse, expected_code) in [
+        (None, 10),
+        (Some(("x-amz-server-side-encryption", "aws:kms")), 0),
+        (
+            Some(("x-amz-server-side-encryption-customer-algorithm", "AES256")),
+            0,
+        ),
+    ] {
+        let _ = fs::remove_dir_all(dir.join("input"));
+        let fake = FakeS3::start();
+        write_credentials(&dir, "bucket", &fake.endpoint(), SECRET);
+        let listed = Listed {
+            key: "k.bin",
+            size: body.len() as u64,
+            etag: not_md5,
+        };
+        fake.route(
+            "GET",
+            "list-type=2",
+            Canned::listing_of(&[listed], false, None),
+        );
+        let mut answer = Canned::object(body.clone(), not_md5);
+        if let Some((name, value)) = sse {
+            answer = answer.header(name, value);
+        }
+        fake.route("GET", "/bucket/k.bin", answer);
+        let out = run(&dir, &["url:in,s3://bucket,".into()], &[], &["true"]);
+        assert_eq!(
+            out.status.code(),
+            Some(expected_code),
+            "{sse:?}: {}",
+            describe(&out)
+        );
+        let landed = fs::read(dir.join("input/in/k.bin")).ok();
+        if expected_code == 0 {
+            assert_eq!(landed.as_deref(), Some(&body[..]), "{sse:?}");
+        } else {
+            assert!(
+                describe(&out).contains("does not match its ETag"),
+                "{}",
+                describe(&out)
+            );
+            assert_eq!(
+                landed, None,
+                "a file that failed its check is not put in place"
+            );
+        }
     }
     let _ = fs::remove_dir_all(&dir);
 }

@@ -47,9 +47,23 @@ impl Canned {
         self
     }
 
-    /// A ListObjectsV2 page. Keys are written as given, only `&`, `<`, `>` escaped:
-    /// control characters such as NUL go out raw, as a hostile server would send them.
+    /// A ListObjectsV2 page of empty objects. Keys are written as given, only `&`, `<`,
+    /// `>` escaped: control characters such as NUL go out raw, as a hostile server would
+    /// send them.
     pub fn listing(keys: &[&str], truncated: bool, next_token: Option<&str>) -> Canned {
+        let empty: Vec<Listed> = keys
+            .iter()
+            .map(|key| Listed {
+                key,
+                size: 0,
+                etag: "d41d8cd98f00b204e9800998ecf8427e",
+            })
+            .collect();
+        Canned::listing_of(&empty, truncated, next_token)
+    }
+
+    /// A ListObjectsV2 page of the given objects.
+    pub fn listing_of(objects: &[Listed], truncated: bool, next_token: Option<&str>) -> Canned {
         let mut xml = String::from(
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
              <ListBucketResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">\
@@ -57,7 +71,7 @@ impl Canned {
         );
         xml.push_str(&format!(
             "<KeyCount>{}</KeyCount><MaxKeys>1000</MaxKeys>",
-            keys.len()
+            objects.len()
         ));
         xml.push_str(&format!("<IsTruncated>{truncated}</IsTruncated>"));
         if let Some(token) = next_token {
@@ -66,16 +80,31 @@ impl Canned {
                 escape(token)
             ));
         }
-        for key in keys {
+        for o in objects {
             xml.push_str(&format!(
                 "<Contents><Key>{}</Key><LastModified>2024-01-01T00:00:00.000Z</LastModified>\
-                 <ETag>&quot;d41d8cd98f00b204e9800998ecf8427e&quot;</ETag><Size>0</Size>\
+                 <ETag>&quot;{}&quot;</ETag><Size>{}</Size>\
                  <StorageClass>STANDARD</StorageClass></Contents>",
-                escape(key)
+                escape(o.key),
+                o.etag,
+                o.size
             ));
         }
         xml.push_str("</ListBucketResult>");
         Canned::xml(200, xml)
+    }
+
+    /// A 200 GET answer carrying a whole object.
+    pub fn object(body: impl Into<Vec<u8>>, etag: &str) -> Canned {
+        Canned {
+            status: 200,
+            headers: vec![
+                ("Content-Type".into(), "application/octet-stream".into()),
+                ("ETag".into(), format!("\"{etag}\"")),
+            ],
+            body: body.into(),
+            declared_length: None,
+        }
     }
 
     /// A listing whose XML breaks off inside an element.
@@ -112,6 +141,13 @@ impl Canned {
              <RequestId>fake-s3</RequestId></Error>",
         )
     }
+}
+
+/// One object in a [`Canned::listing_of`] page.
+pub struct Listed<'a> {
+    pub key: &'a str,
+    pub size: u64,
+    pub etag: &'a str,
 }
 
 /// The keys in [`Canned::hostile_keys_listing`].

@@ -46,6 +46,9 @@ pub struct DownFile {
     etag: String,
     /// The ETag the GET answers carry: all must agree, or the object changed meanwhile.
     seen_etag: Option<String>,
+    /// Whether an answer said the object is encrypted with KMS or a customer key, whose
+    /// ETags are not the MD5 of the content even for single-part objects.
+    etag_not_md5: bool,
     dest: PathBuf,
     state: DownState,
     file: Option<Arc<File>>,
@@ -181,6 +184,7 @@ impl S3Job {
                 size: object.size,
                 etag: unquote(&object.etag).to_string(),
                 seen_etag: None,
+                etag_not_md5: false,
                 dest,
                 state: DownState::Waiting,
                 file: None,
@@ -337,6 +341,9 @@ impl S3Job {
             }
             f.seen_etag = Some(answered);
         }
+        if etag_is_not_md5(&resp.head) {
+            self.download().files[file].etag_not_md5 = true;
+        }
         if resp.written != len {
             // A short body is a transport failure: fetch the range again.
             return self.retry(
@@ -365,14 +372,15 @@ impl S3Job {
     /// is the pod's own volume, which a sidecar restart keeps (with the page cache) and a
     /// node failure loses whole.
     fn verify(&mut self, sh: &mut Shared, i: usize) {
-        let (file, size, etag) = {
+        let (file, size, md5) = {
             let f = self.down_file(i);
-            let etag = f.seen_etag.clone().unwrap_or_else(|| f.etag.clone());
-            (f.file.clone(), f.size, etag)
+            let etag = f.seen_etag.as_ref().unwrap_or(&f.etag);
+            let md5 =
+                !f.etag_not_md5 && etag.len() == 32 && etag.bytes().all(|b| b.is_ascii_hexdigit());
+            (f.file.clone(), f.size, md5)
         };
         let Some(file) = file else { return };
         self.download().files[i].state = DownState::Verifying;
-        let md5 = etag.len() == 32 && etag.bytes().all(|b| b.is_ascii_hexdigit());
         let id = self.track_work(Purpose::Verify { file: i });
         sh.workers.submit(id, move || {
             let len = file.metadata()?.len();
@@ -474,6 +482,18 @@ impl S3Job {
             self.down_file(file).key
         )
     }
+}
+
+/// Whether an answer says its object's ETag is not the MD5 of its content: S3 gives
+/// objects encrypted with SSE-KMS (`aws:kms`, `aws:kms:dsse`) or a customer key (SSE-C)
+/// other ETags. Unencrypted and SSE-S3 (`AES256`) objects keep MD5 ETags.
+fn etag_is_not_md5(head: &crate::proto::http::ResponseHead) -> bool {
+    let kms = head
+        .header("x-amz-server-side-encryption")
+        .is_some_and(|v| v.trim_ascii().starts_with(b"aws:kms"));
+    kms || head
+        .header("x-amz-server-side-encryption-customer-algorithm")
+        .is_some()
 }
 
 /// MD5 of the first `size` bytes of `file`.
