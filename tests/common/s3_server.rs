@@ -3,6 +3,11 @@
 //! tokio runtime and thread. Requests signed with another secret are refused with
 //! `SignatureDoesNotMatch`, and every request must carry `x-amz-content-sha256`.
 //! Path-style addressing only unless started with [`S3Server::start_with_domain`].
+//!
+//! Object bodies move in 1 MiB blocks ([`LargeBlocks`]): s3s-fs itself reads a GET
+//! body 4 KiB at a time and writes an upload as it arrives (8-64 KiB), each block one
+//! trip through tokio's blocking pool. That cost the server ~5 CPU-s per GiB, which
+//! made it the bottleneck of every client it served.
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
@@ -55,7 +60,10 @@ impl S3Server {
             .set_nonblocking(true)
             .expect("non-blocking listener");
         let fs = s3s_fs::FileSystem::new(&root).expect("s3s-fs over the data folder");
-        let mut builder = S3ServiceBuilder::new(fs);
+        let mut builder = S3ServiceBuilder::new(LargeBlocks {
+            inner: fs,
+            root: root.clone(),
+        });
         builder.set_auth(SimpleAuth::from_single(access_key, secret));
         if let Some(domain) = domain {
             // s3s matches the Host header with its port; 127.0.0.1 stays path-style.
@@ -124,5 +132,136 @@ impl Drop for S3Server {
             let _ = t.join();
         }
         let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+/// One MiB: the block size object bodies move in, to and from the disk.
+const BLOCK: usize = 1 << 20;
+
+/// s3s-fs with object bodies moved in [`BLOCK`]s: uploads are gathered into blocks
+/// before s3s-fs writes them, and GET bodies are read from the file a block at a time.
+/// Everything else (signatures, payload hashes, ETags, multipart) is s3s-fs's own.
+struct LargeBlocks {
+    inner: s3s_fs::FileSystem,
+    root: PathBuf,
+}
+
+/// Forwards the S3 operations s3s-fs implements, except those named in `$own`.
+macro_rules! large_blocks_s3 {
+    ($($op:ident: $input:ident => $output:ident),* $(,)?; $($own:item)*) => {
+        #[async_trait::async_trait]
+        impl s3s::S3 for LargeBlocks {
+            $(
+                async fn $op(
+                    &self,
+                    req: s3s::S3Request<s3s::dto::$input>,
+                ) -> s3s::S3Result<s3s::S3Response<s3s::dto::$output>> {
+                    self.inner.$op(req).await
+                }
+            )*
+            $($own)*
+        }
+    };
+}
+
+large_blocks_s3! {
+    create_bucket: CreateBucketInput => CreateBucketOutput,
+    copy_object: CopyObjectInput => CopyObjectOutput,
+    delete_bucket: DeleteBucketInput => DeleteBucketOutput,
+    delete_object: DeleteObjectInput => DeleteObjectOutput,
+    delete_objects: DeleteObjectsInput => DeleteObjectsOutput,
+    get_bucket_location: GetBucketLocationInput => GetBucketLocationOutput,
+    head_bucket: HeadBucketInput => HeadBucketOutput,
+    head_object: HeadObjectInput => HeadObjectOutput,
+    list_buckets: ListBucketsInput => ListBucketsOutput,
+    list_objects: ListObjectsInput => ListObjectsOutput,
+    list_objects_v2: ListObjectsV2Input => ListObjectsV2Output,
+    create_multipart_upload: CreateMultipartUploadInput => CreateMultipartUploadOutput,
+    upload_part_copy: UploadPartCopyInput => UploadPartCopyOutput,
+    list_parts: ListPartsInput => ListPartsOutput,
+    complete_multipart_upload: CompleteMultipartUploadInput => CompleteMultipartUploadOutput,
+    abort_multipart_upload: AbortMultipartUploadInput => AbortMultipartUploadOutput;
+
+    async fn put_object(
+        &self,
+        mut req: s3s::S3Request<s3s::dto::PutObjectInput>,
+    ) -> s3s::S3Result<s3s::S3Response<s3s::dto::PutObjectOutput>> {
+        req.input.body = req.input.body.take().map(in_blocks);
+        self.inner.put_object(req).await
+    }
+
+    async fn upload_part(
+        &self,
+        mut req: s3s::S3Request<s3s::dto::UploadPartInput>,
+    ) -> s3s::S3Result<s3s::S3Response<s3s::dto::UploadPartOutput>> {
+        req.input.body = req.input.body.take().map(in_blocks);
+        self.inner.upload_part(req).await
+    }
+
+    async fn get_object(
+        &self,
+        req: s3s::S3Request<s3s::dto::GetObjectInput>,
+    ) -> s3s::S3Result<s3s::S3Response<s3s::dto::GetObjectOutput>> {
+        use tokio::io::{AsyncReadExt, AsyncSeekExt};
+        let path = self.root.join(&req.input.bucket).join(&req.input.key);
+        let mut resp = self.inner.get_object(req).await?;
+        // s3s-fs checked the range and the key; read the same bytes in blocks.
+        let start = resp
+            .output
+            .content_range
+            .as_deref()
+            .and_then(|r| r.strip_prefix("bytes "))
+            .and_then(|r| r.split('-').next())
+            .and_then(|first| first.parse::<u64>().ok())
+            .unwrap_or(0);
+        let len = resp.output.content_length.unwrap_or(0) as u64;
+        let io_error = |e: std::io::Error| s3s::S3Error::internal_error(e);
+        let mut file = tokio::fs::File::open(&path).await.map_err(io_error)?;
+        file.seek(std::io::SeekFrom::Start(start))
+            .await
+            .map_err(io_error)?;
+        let blocks = tokio_util::io::ReaderStream::with_capacity(file.take(len), BLOCK);
+        resp.output.body = Some(s3s::dto::StreamingBlob::wrap(blocks));
+        Ok(resp)
+    }
+}
+
+fn in_blocks(body: s3s::dto::StreamingBlob) -> s3s::dto::StreamingBlob {
+    s3s::dto::StreamingBlob::wrap(Gather {
+        body,
+        block: bytes::BytesMut::new(),
+        ended: false,
+    })
+}
+
+/// A body stream re-cut into [`BLOCK`]-sized pieces (the last one shorter).
+struct Gather {
+    body: s3s::dto::StreamingBlob,
+    block: bytes::BytesMut,
+    ended: bool,
+}
+
+impl futures_core::Stream for Gather {
+    type Item = std::io::Result<bytes::Bytes>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::task::Poll;
+        while !self.ended && self.block.len() < BLOCK {
+            match std::pin::Pin::new(&mut self.body).poll_next(cx) {
+                Poll::Ready(Some(Ok(piece))) => self.block.extend_from_slice(&piece),
+                Poll::Ready(Some(Err(e))) => {
+                    return Poll::Ready(Some(Err(std::io::Error::other(e))))
+                }
+                Poll::Ready(None) => self.ended = true,
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        if self.block.is_empty() {
+            return Poll::Ready(None);
+        }
+        Poll::Ready(Some(Ok(self.block.split().freeze())))
     }
 }
