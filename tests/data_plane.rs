@@ -68,6 +68,13 @@ fn a_tree_uploads_and_downloads_back_byte_identical_with_a_regex_filter() {
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
     let log = String::from_utf8_lossy(&out.stdout);
     assert!(log.contains("All Inputs Gathered"), "{log}");
+    // A large download leaves the page cache as it found it (drop-behind).
+    let cached = cached_bytes(&down.join("input/data/big/three-hundred.bin"));
+    assert!(
+        cached <= 4 * MIB,
+        "{} MiB of 300 still cached",
+        cached / MIB
+    );
     let got = tree(&down.join("input/data"));
     let mut want: Vec<String> = TREE.iter().map(|(n, _)| n.to_string()).collect();
     want.sort();

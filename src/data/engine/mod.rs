@@ -3,6 +3,7 @@
 //! time through a channel and a waker; it answers with [`Report`]s (log lines, then the
 //! outcome) the same way.
 
+mod drop_behind;
 mod folder_job;
 mod s3_download;
 mod s3_job;

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::drop_behind::{self, DropBehind};
 use super::s3_job::{hex, Mode, Purpose, S3Job};
 use super::Shared;
 use crate::data::file_store::temp_name;
@@ -28,6 +29,7 @@ pub struct Download {
     files: Vec<DownFile>,
     next_file: usize,
     finished_files: usize,
+    drop_behind: DropBehind,
 }
 
 #[derive(PartialEq, Eq)]
@@ -360,7 +362,11 @@ impl S3Job {
             }
         }
         self.progress.bytes_done += len;
-        let f = &mut self.download().files[file];
+        let download = self.download();
+        let f = &mut download.files[file];
+        if let Some(written) = &f.file {
+            download.drop_behind.written(written, offset, len);
+        }
         f.busy -= 1;
         if f.ranges_todo.is_empty() && f.busy == 0 {
             self.verify(sh, file);
@@ -368,9 +374,10 @@ impl S3Job {
     }
 
     /// Checks a complete file on a worker thread: its size, and its MD5 when the ETag is
-    /// one (single-part uploads without KMS). It is not flushed to disk: the input folder
-    /// is the pod's own volume, which a sidecar restart keeps (with the page cache) and a
-    /// node failure loses whole.
+    /// one (single-part uploads without KMS). A large file is then flushed and dropped
+    /// from the page cache ([`drop_behind::settle`]); small ones are not flushed: the
+    /// input folder is the pod's own volume, which a sidecar restart keeps (with the page
+    /// cache) and a node failure loses whole.
     fn verify(&mut self, sh: &mut Shared, i: usize) {
         let (file, size, md5) = {
             let f = self.down_file(i);
@@ -394,6 +401,7 @@ impl S3Job {
             } else {
                 String::new()
             };
+            drop_behind::settle(&file, size)?;
             Ok(digest)
         });
     }
