@@ -20,9 +20,42 @@ struct Figures {
     seconds: f64,
     cpu: f64,
     max_rss_kib: u64,
+    /// CPU seconds this process (the in-process S3 server) spent meanwhile.
+    server_cpu: f64,
+}
+
+/// CPU seconds this process has used so far (all its threads), from /proc/self/stat.
+fn own_cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let ticks: Vec<f64> = after
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .map(|v| v.parse().expect("clock ticks"))
+        .collect();
+    // The kernel reports these in USER_HZ, 100 on every Linux architecture.
+    ticks.iter().sum::<f64>() / 100.0
+}
+
+/// CPU seconds per GiB SHA-256 costs on this machine: SigV4 over the payload hash makes
+/// both clients spend at least this much on every byte they upload over plain HTTP.
+fn sha256_floor() -> f64 {
+    use sha2::Digest;
+    // One cache-resident MiB, hashed 1024 times: the hash alone, no memory traffic.
+    let block = vec![0x5au8; 1 << 20];
+    let start = std::time::Instant::now();
+    let mut hasher = sha2::Sha256::new();
+    for _ in 0..1024 {
+        hasher.update(&block);
+    }
+    std::hint::black_box(hasher.finalize());
+    start.elapsed().as_secs_f64()
 }
 
 fn measure(args: &[String]) -> Figures {
+    let server_before = own_cpu_seconds();
     let out = Command::new("python3")
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/benches/measure.py"))
         .args(args)
@@ -35,6 +68,7 @@ fn measure(args: &[String]) -> Figures {
         seconds: v["seconds"].as_f64().unwrap(),
         cpu: v["cpu_user"].as_f64().unwrap() + v["cpu_sys"].as_f64().unwrap(),
         max_rss_kib: v["max_rss_kib"].as_u64().unwrap(),
+        server_cpu: own_cpu_seconds() - server_before,
     }
 }
 
@@ -95,9 +129,10 @@ fn report(name: &str, f: &Figures, bytes: u64) -> (f64, f64) {
     let mbs = bytes as f64 / 1e6 / f.seconds;
     let cpu_per_gib = f.cpu / gib;
     println!(
-        "{name:<20} {mbs:>9.1} MB/s {cpu_per_gib:>8.2} CPU-s/GiB {:>8.1} MiB peak RSS {:>7.2} s",
+        "{name:<20} {mbs:>9.1} MB/s {cpu_per_gib:>8.2} CPU-s/GiB {:>8.1} MiB peak RSS {:>7.2} s {:>8.2}",
         f.max_rss_kib as f64 / 1024.0,
-        f.seconds
+        f.seconds,
+        f.server_cpu / gib,
     );
     (mbs, cpu_per_gib)
 }
@@ -150,6 +185,10 @@ fn main() {
     ));
 
     println!();
+    println!(
+        "{:<20} {:>14} {:>18} {:>18} {:>9} {:>8}",
+        "", "throughput", "client CPU", "client RSS", "wall", "server CPU-s/GiB"
+    );
     let (su, scu) = report("sidewire upload", &sw_up, size);
     let (bu, bcu) = report("boto3 upload", &b_up, size);
     let (sd, scd) = report("sidewire download", &sw_down, size);
@@ -164,6 +203,12 @@ fn main() {
         "download: {:.2}x boto3's throughput, {:.2}x its CPU per GiB",
         sd / bd,
         scd / bcd
+    );
+    let floor = sha256_floor();
+    println!(
+        "SHA-256 here: {floor:.2} CPU-s/GiB, which SigV4 payload signing costs both clients on upload \
+         (a third of boto3's upload CPU would be {:.2})",
+        bcu / 3.0
     );
     println!(
         "sidewire peak RSS: {:.1} MiB (upload), {:.1} MiB (download)",
