@@ -97,8 +97,6 @@ pub struct S3Job {
     ready: VecDeque<u64>,
     pub failure: Option<Failure>,
     pub done: bool,
-    /// Checks of a completed object that found it not whole yet, in a row.
-    check_attempts: u32,
 }
 
 impl S3Job {
@@ -133,7 +131,6 @@ impl S3Job {
             ready: VecDeque::new(),
             failure: None,
             done: false,
-            check_attempts: 0,
         }
     }
 
@@ -343,7 +340,7 @@ impl S3Job {
         now: Instant,
     ) {
         let Some(op) = self.ops.get(&id) else { return };
-        let purpose = op.purpose.clone();
+        let (purpose, attempts) = (op.purpose.clone(), op.attempts);
         let retry_reason = match result {
             Err(e) if e.is_retryable() => e.to_string(),
             Err(e) => {
@@ -366,7 +363,7 @@ impl S3Job {
                 } else if matches!(purpose, Purpose::Check { .. }) && status == 404 {
                     // A completion may still be assembling the object.
                     self.ops.remove(&id);
-                    return self.queue_later(sh, purpose, "the object is not there yet");
+                    return self.queue_later(sh, purpose, attempts, "the object is not there yet");
                 } else if matches!(
                     purpose,
                     Purpose::ListParts { .. } | Purpose::Check { .. } | Purpose::Complete { .. }
@@ -391,14 +388,11 @@ impl S3Job {
         self.retry(sh, id, retry_reason, now);
     }
 
-    /// Schedules op `id` again after a jittered backoff, or fails once it used its attempts.
-    /// Queues `purpose` as a retry of a check that came too early (its attempts count);
-    /// after the last attempt the file's upload starts over.
-    pub fn queue_later(&mut self, sh: &mut Shared, purpose: Purpose, reason: &str) {
-        let attempts = self.check_attempts + 1;
-        self.check_attempts = attempts;
+    /// Queues `purpose` again as the next attempt of a check that came too early, which
+    /// had made `attempts` before; after the last attempt the file's upload starts over.
+    pub fn queue_later(&mut self, sh: &mut Shared, purpose: Purpose, attempts: u32, reason: &str) {
+        let attempts = attempts + 1;
         if attempts >= MAX_ATTEMPTS {
-            self.check_attempts = 0;
             return self.resume_without_record(purpose);
         }
         let id = self.new_op(purpose);
@@ -410,6 +404,7 @@ impl S3Job {
         self.retries.set(id, Instant::now() + delay);
     }
 
+    /// Schedules op `id` again after a jittered backoff, or fails once it used its attempts.
     pub fn retry(&mut self, sh: &mut Shared, id: u64, reason: String, now: Instant) {
         let what = self.describe(id);
         let Some(op) = self.ops.get_mut(&id) else {

@@ -397,8 +397,9 @@ impl S3Job {
                 }
             }
             Purpose::Check { file } => {
+                let attempts = self.op(id).map_or(0, |op| op.attempts);
                 self.finished(id);
-                self.on_checked(sh, file, &resp);
+                self.on_checked(sh, file, attempts, &resp);
             }
             Purpose::Complete { file } => match s3::parse_complete(&resp.body) {
                 Ok(_etag) => {
@@ -480,7 +481,7 @@ impl S3Job {
 
     /// The object of a file whose completion went out before a restart: whole when it has
     /// the file's length and a multipart ETag of its part count; else its parts are listed.
-    fn on_checked(&mut self, sh: &mut Shared, file: usize, resp: &PoolResponse) {
+    fn on_checked(&mut self, sh: &mut Shared, file: usize, attempts: u32, resp: &PoolResponse) {
         let f = self.up_file(file);
         let parts = plan::pieces(f.local.size, f.part_size).count();
         let header = |name| {
@@ -494,7 +495,8 @@ impl S3Job {
             length == Some(f.local.size) && etag.trim_matches('"').ends_with(&format!("-{parts}"));
         if !whole {
             // A completion may still be assembling the object: look again later.
-            return self.queue_later(sh, Purpose::Check { file }, "the object is not whole yet");
+            let check = Purpose::Check { file };
+            return self.queue_later(sh, check, attempts, "the object is not whole yet");
         }
         let (rel, size) = (f.local.rel.clone(), f.local.size);
         if let (Some(j), Some(t)) = (&sh.journal, self.transfer) {
