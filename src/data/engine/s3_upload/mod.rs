@@ -1,19 +1,24 @@
 //! Uploads: every file of the folder goes up as one PUT, or as a multipart upload whose
 //! parts go in parallel and are journaled as they finish, so a restarted sidecar sends
 //! only the parts the store does not hold yet.
+//! [`resume`] continues an upload the journal recorded; [`requests`] builds each op's
+//! request.
+
+mod requests;
+mod resume;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fs::File;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::s3_job::{Mode, Purpose, S3Job, MAX_XML};
+use super::s3_job::{Mode, Purpose, S3Job};
 use super::Shared;
 use crate::data::journal::{FileRecord, FileState, MultipartRecord, RecordedPart};
 use crate::data::plan;
 use crate::data::walk::{self, LocalFile};
-use crate::net::http_pool::{PoolResponse, RequestBody, ResponseSink};
-use crate::proto::s3::{self, Request, XmlError};
+use crate::net::http_pool::PoolResponse;
+use crate::proto::s3::{self, XmlError};
 
 #[derive(Default)]
 pub struct Upload {
@@ -264,22 +269,6 @@ impl S3Job {
         true
     }
 
-    /// The store knows no upload the journal recorded (or will not list its parts): a
-    /// completion that finds it gone checks whether the object is whole; a listing that
-    /// finds it gone, or a check that never finds the object whole, uploads the file again.
-    pub(super) fn resume_without_record(&mut self, purpose: Purpose) {
-        match purpose {
-            Purpose::Complete { file } => self.queue(Purpose::Check { file }),
-            Purpose::ListParts { file, .. } | Purpose::Check { file } => {
-                let f = &mut self.upload().files[file];
-                f.recorded.clear();
-                f.listed.clear();
-                self.queue(Purpose::Create { file });
-            }
-            _ => {}
-        }
-    }
-
     /// Records that the file's upload is being completed (so a restart checks the object
     /// first), then completes it.
     fn complete(&mut self, sh: &mut Shared, file: usize) {
@@ -438,75 +427,6 @@ impl S3Job {
         }
     }
 
-    /// After ListParts: a part the store holds under this upload id with the expected
-    /// length is done, whether or not the journal saw its answer (ctrl may have died just
-    /// before): only sidewire writes this upload id, and the store checked each part's
-    /// payload hash against the file, unchanged since (same size and mtime). Its ETag
-    /// comes from the listing, else the journal; a part with neither is sent again.
-    fn resume_parts(&mut self, sh: &mut Shared, file: usize) {
-        let f = &mut self.upload().files[file];
-        let journaled: BTreeMap<u32, RecordedPart> = std::mem::take(&mut f.recorded)
-            .into_iter()
-            .map(|p| (p.number, p))
-            .collect();
-        let mut skipped = 0;
-        for (number, _offset, len) in plan::pieces(f.local.size, f.part_size) {
-            let Some((listed_etag, listed_size)) = f.listed.get(&number) else {
-                continue;
-            };
-            if *listed_size != len {
-                continue;
-            }
-            let etag = match (listed_etag.is_empty(), journaled.get(&number)) {
-                (false, _) => listed_etag.clone(),
-                (true, Some(p)) if p.len == len => p.etag.clone(),
-                _ => continue,
-            };
-            f.parts_done.insert(number, etag);
-            skipped += len;
-        }
-        f.listed.clear();
-        let size = f.local.size;
-        let part_size = f.part_size;
-        f.parts_todo = plan::pieces(size, part_size)
-            .filter(|(n, _, _)| !f.parts_done.contains_key(n))
-            .collect();
-        let all_done = f.parts_todo.is_empty();
-        self.progress.bytes_done += skipped;
-        self.progress.bytes_skipped += skipped;
-        if all_done {
-            self.complete(sh, file);
-        }
-    }
-
-    /// The object of a file whose completion went out before a restart: whole when it has
-    /// the file's length and a multipart ETag of its part count; else its parts are listed.
-    fn on_checked(&mut self, sh: &mut Shared, file: usize, attempts: u32, resp: &PoolResponse) {
-        let f = self.up_file(file);
-        let parts = plan::pieces(f.local.size, f.part_size).count();
-        let header = |name| {
-            resp.head
-                .header(name)
-                .map(|v| String::from_utf8_lossy(v).into_owned())
-        };
-        let length = header("content-length").and_then(|v| v.trim().parse::<u64>().ok());
-        let etag = header("etag").unwrap_or_default();
-        let whole =
-            length == Some(f.local.size) && etag.trim_matches('"').ends_with(&format!("-{parts}"));
-        if !whole {
-            // A completion may still be assembling the object: look again later.
-            let check = Purpose::Check { file };
-            return self.queue_later(sh, check, attempts, "the object is not whole yet");
-        }
-        let (rel, size) = (f.local.rel.clone(), f.local.size);
-        if let (Some(j), Some(t)) = (&sh.journal, self.transfer) {
-            let _ = j.forget_multipart(t, &rel);
-        }
-        self.progress.bytes_done += size;
-        self.progress.bytes_skipped += size;
-        self.file_uploaded(sh, file);
-    }
-
     fn file_uploaded(&mut self, sh: &mut Shared, file: usize) {
         let (rel, size, mtime) = {
             let f = self.up_file(file);
@@ -535,91 +455,5 @@ impl S3Job {
         f.state = UpState::Done;
         f.file = None;
         f.parts_done.clear();
-    }
-
-    pub(super) fn upload_body_of(&self, purpose: &Purpose) -> RequestBody {
-        match *purpose {
-            Purpose::Put { file } => {
-                let f = self.up_file(file);
-                match &f.file {
-                    Some(fd) => RequestBody::File {
-                        file: fd.clone(),
-                        offset: 0,
-                        len: f.local.size,
-                    },
-                    None => RequestBody::None,
-                }
-            }
-            Purpose::Part {
-                file, offset, len, ..
-            } => match &self.up_file(file).file {
-                Some(fd) => RequestBody::File {
-                    file: fd.clone(),
-                    offset,
-                    len,
-                },
-                None => RequestBody::None,
-            },
-            Purpose::Complete { file } => {
-                let parts: Vec<(u32, String)> = self
-                    .up_file(file)
-                    .parts_done
-                    .iter()
-                    .map(|(n, e)| (*n, e.clone()))
-                    .collect();
-                RequestBody::Bytes(s3::complete_multipart_body(&parts))
-            }
-            _ => RequestBody::None,
-        }
-    }
-
-    pub(super) fn request_of(&self, purpose: &Purpose) -> (Request, ResponseSink) {
-        let collect = ResponseSink::Collect { max: MAX_XML };
-        let t = &self.target;
-        match purpose {
-            Purpose::List { token } => (
-                s3::list_objects_v2(t, &self.prefix, token.as_deref()),
-                collect,
-            ),
-            Purpose::Put { file } => (s3::put_object(t, &self.up_file(*file).key), collect),
-            Purpose::Create { file } => {
-                (s3::create_multipart(t, &self.up_file(*file).key), collect)
-            }
-            Purpose::ListParts { file, marker } => {
-                let f = self.up_file(*file);
-                (s3::list_parts(t, &f.key, &f.upload_id, *marker), collect)
-            }
-            Purpose::Part { file, number, .. } => {
-                let f = self.up_file(*file);
-                (s3::upload_part(t, &f.key, &f.upload_id, *number), collect)
-            }
-            Purpose::Complete { file } => {
-                let f = self.up_file(*file);
-                (s3::complete_multipart(t, &f.key, &f.upload_id), collect)
-            }
-            Purpose::Check { file } => (s3::head_object(t, &self.up_file(*file).key), collect),
-            Purpose::Get { .. } | Purpose::Verify { .. } => self.download_request_of(purpose),
-        }
-    }
-
-    pub(super) fn describe_file(&self, purpose: &Purpose) -> String {
-        match *purpose {
-            Purpose::List { .. } => format!("Listing {}", self.work.url),
-            Purpose::Put { file }
-            | Purpose::Create { file }
-            | Purpose::ListParts { file, .. }
-            | Purpose::Complete { file }
-            | Purpose::Check { file } => {
-                format!("Uploading {}", self.up_file(file).local.rel)
-            }
-            Purpose::Part { file, number, .. } => {
-                format!(
-                    "Uploading part {number} of {}",
-                    self.up_file(file).local.rel
-                )
-            }
-            Purpose::Get { file, offset, .. } => self.describe_get(file, offset),
-            Purpose::Verify { file } => self.describe_get(file, 0),
-        }
     }
 }
