@@ -376,26 +376,7 @@ fn tls_upload_and_download_with_a_private_ca() {
     let sink = TempFile::new("tls-sink", &[]);
     let mut driver = Driver::new(1);
     driver.trust(&server);
-    let mut put = request(
-        &server,
-        "PUT",
-        "/k",
-        &format!("Content-Length: {}\r\n", data.len()),
-    );
-    put.body = RequestBody::File {
-        file: source.file.clone(),
-        offset: 0,
-        len: data.len() as u64,
-    };
-    driver.submit(put);
-    let mut get = request(&server, "GET", "/k", "");
-    get.sink = ResponseSink::File {
-        file: sink.file.clone(),
-        offset: 0,
-        max_len: data.len() as u64,
-    };
-    driver.submit(get);
-    let results = driver.run();
+    let results = put_then_get(&mut driver, &server, &source, &sink, data.len() as u64);
     ok(&results[0].1);
     assert_eq!(ok(&results[1].1).written, data.len() as u64);
     let uploaded = rx
@@ -561,26 +542,7 @@ fn one_drive_moves_at_most_its_budget_each_way() {
     let sink = TempFile::new("budget-sink", &[]);
     let mut driver = Driver::new(1);
     driver.pool.drive_budget = 64 << 10;
-    let mut put = request(
-        &server,
-        "PUT",
-        "/k",
-        &format!("Content-Length: {}\r\n", data.len()),
-    );
-    put.body = RequestBody::File {
-        file: source.file.clone(),
-        offset: 0,
-        len: data.len() as u64,
-    };
-    driver.submit(put);
-    let mut get = request(&server, "GET", "/k", "");
-    get.sink = ResponseSink::File {
-        file: sink.file.clone(),
-        offset: 0,
-        max_len: data.len() as u64,
-    };
-    driver.submit(get);
-    let results = driver.run();
+    let results = put_then_get(&mut driver, &server, &source, &sink, data.len() as u64);
     ok(&results[0].1);
     ok(&results[1].1);
     assert!(rx.recv_timeout(Duration::from_secs(5)).expect("PUT body") == *data);

@@ -133,6 +133,31 @@ pub(super) fn request(server: &Server, method: &str, path: &str, extra: &str) ->
     }
 }
 
+/// PUTs all of `source` (`len` bytes) to `/k`, then GETs `/k` into `sink`, on one loop run.
+pub(super) fn put_then_get(
+    driver: &mut Driver,
+    server: &Server,
+    source: &TempFile,
+    sink: &TempFile,
+    len: u64,
+) -> Vec<(RequestId, Result<PoolResponse, PoolError>)> {
+    let mut put = request(server, "PUT", "/k", &format!("Content-Length: {len}\r\n"));
+    put.body = RequestBody::File {
+        file: source.file.clone(),
+        offset: 0,
+        len,
+    };
+    driver.submit(put);
+    let mut get = request(server, "GET", "/k", "");
+    get.sink = ResponseSink::File {
+        file: sink.file.clone(),
+        offset: 0,
+        max_len: len,
+    };
+    driver.submit(get);
+    driver.run()
+}
+
 /// Deterministic bytes that differ at every offset a test might mix up.
 pub(super) fn pattern(len: usize) -> Vec<u8> {
     (0..len as u64)
