@@ -40,8 +40,10 @@ fn init(args: &InitArgs, source: &Path, binaries: &Path) -> io::Result<()> {
     let me = std::env::current_exe()?;
     let bin_dir = binaries.join("osmo");
     fs::create_dir_all(&bin_dir).map_err(|e| with_path(e, &bin_dir))?;
+    // 0755, not upstream's 0777: the binaries volume is mounted in the user container too,
+    // and a world-writable binary would let a non-root user there replace ctrl's.
     for name in ["osmo_ctrl", "osmo_exec"] {
-        copy_with_mode(&me, &bin_dir.join(name), 0o777)?;
+        copy_with_mode(&me, &bin_dir.join(name), 0o755)?;
     }
     for sub in ["benchmarks", "input", "output", "socket"] {
         make_dir(&args.data_location.join(sub))?;

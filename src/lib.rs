@@ -8,6 +8,9 @@
 //! - [`data`]: credential files and the regex filter of data specs;
 //! - [`ctrl`]: the sidecar; [`agent`]: the user-container side; [`local`]: `sidewire run`;
 //!   [`init`]: the init step; [`cli`]: command lines and dispatch.
+//!
+//! No unsafe code: rustix covers every syscall sidewire makes (pty, SCM_RIGHTS, splice).
+#![forbid(unsafe_code)]
 
 pub mod agent;
 pub mod cli;

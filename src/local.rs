@@ -30,6 +30,12 @@ pub fn main(args: RunArgs) -> i32 {
 fn prepare(args: &RunArgs) -> Result<(Setup, String), String> {
     let workdir = std::path::absolute(&args.workdir)
         .map_err(|e| format!("{}: {e}", args.workdir.display()))?;
+    // The work folder holds the agent's socket: 0700, so no other user of a shared node
+    // can connect to it (or read the journal).
+    if let Some(parent) = workdir.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+    }
+    crate::sys::private::private_dir(&workdir).map_err(|e| format!("work folder {e}"))?;
     for sub in ["input", "output"] {
         let dir = workdir.join(sub);
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;

@@ -179,7 +179,14 @@ fn init_prepares_empty_volumes_and_leaves_used_ones_alone() {
             .mode();
         assert_eq!(mode & 0o777, 0o777, "{sub}");
     }
-    assert!(binaries.join("osmo/osmo_exec").is_file() && binaries.join("osmo/osmo_ctrl").is_file());
+    for name in ["osmo_exec", "osmo_ctrl"] {
+        let mode = std::fs::metadata(binaries.join("osmo").join(name))
+            .unwrap()
+            .permissions()
+            .mode();
+        // Not world-writable: the user container must not be able to replace ctrl.
+        assert_eq!(mode & 0o777, 0o755, "{name}");
+    }
     assert_eq!(
         std::fs::read_to_string(login.join("user/config/login.yaml")).unwrap(),
         "auth: x\n"
@@ -242,6 +249,9 @@ fn the_output_folder_is_made_readable_after_the_command() {
         String::from_utf8_lossy(&out.stdout)
     );
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    // The work folder holds the agent's socket and the journal: this user's alone.
+    assert_eq!(mode(&dir), 0o700, "the work folder");
+    assert_eq!(mode(&dir.join("journal.db")), 0o600, "the journal");
     assert_eq!(mode(&output.join("d")), 0o755, "folders become a+rx");
     assert_eq!(mode(&output.join("d/secret")), 0o644, "files become a+r");
 }

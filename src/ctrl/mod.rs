@@ -83,15 +83,12 @@ fn journal_path(flag: &std::path::Path) -> Option<std::path::PathBuf> {
         return None;
     }
     let folder = flag.parent().filter(|p| !p.as_os_str().is_empty())?;
-    // Only the journal's own folder is made: the volume under it must already be there.
-    match std::fs::create_dir(folder) {
+    // Only the journal's own folder is made (0700: the data volume is shared with the user
+    // container): the volume under it must already be there.
+    match crate::sys::private::private_dir(folder) {
         Ok(()) => Some(flag.to_path_buf()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Some(flag.to_path_buf()),
         Err(e) => {
-            eprintln!(
-                "ctrl: no transfer journal ({}: {e}); transfers will not resume after a restart",
-                folder.display()
-            );
+            eprintln!("ctrl: no transfer journal ({e}); transfers will not resume after a restart");
             None
         }
     }

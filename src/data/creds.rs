@@ -356,28 +356,15 @@ pub fn parse_credential_file(text: &str) -> Result<BTreeMap<String, ProfileEntry
 
 /// Copies the credential file in use to `<config_dir>/config.yaml` with mode 0600, where
 /// the `osmo` tools of the task look for it (upstream's ctrl does the same with
-/// `$OSMO_CONFIG_FILE_DIR`). Nothing to do without a config dir. The copy is written
-/// beside the target and renamed over it, so readers never see half a file.
+/// `$OSMO_CONFIG_FILE_DIR`). Nothing to do without a config dir. The copy goes through a
+/// new temporary file and a rename (see [`crate::sys::private::replace_file`]).
 pub fn publish_config(path: &Path, config_dir: Option<&Path>) -> io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let Some(dir) = config_dir else {
         return Ok(());
     };
     let text = std::fs::read(path)?;
     std::fs::create_dir_all(dir)?;
-    let temp = dir.join(format!(".config.yaml.{}.tmp", std::process::id()));
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&temp)?;
-    // A leftover temp file keeps its old mode through `open`: set it.
-    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    file.write_all(&text)?;
-    file.sync_all()?;
-    std::fs::rename(&temp, dir.join("config.yaml"))
+    crate::sys::private::replace_file(&dir.join("config.yaml"), &text)
 }
 
 fn not_a_mapping(path: &Path, what: &str) -> CredError {

@@ -75,6 +75,11 @@ impl Journal {
                 path: path.to_path_buf(),
             });
         }
+        // Mode 0600 before SQLite sees it: its -wal and -shm files take the same mode.
+        crate::sys::private::private_file(path).map_err(|source| JournalError::File {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;

@@ -7,6 +7,12 @@ use std::path::PathBuf;
 pub enum JournalError {
     /// The directory that should hold the journal does not exist.
     MissingDirectory { path: PathBuf },
+    /// The file could not be made private (mode 0600): a symlink or something other than
+    /// a regular file is in its place, or the folder refused it.
+    File {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// The file exists but is not a sidewire journal (not SQLite, or another program's
     /// database). It is left untouched.
     NotAJournal { path: PathBuf, reason: String },
@@ -43,6 +49,9 @@ impl fmt::Display for JournalError {
                 "journal {}: its directory does not exist (is the data volume mounted?)",
                 path.display()
             ),
+            JournalError::File { path, source } => {
+                write!(f, "journal {}: {source}", path.display())
+            }
             JournalError::NotAJournal { path, reason } => write!(
                 f,
                 "journal {}: not a sidewire journal ({reason}); the file was left as it is",
@@ -89,6 +98,7 @@ impl std::error::Error for JournalError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             JournalError::Sqlite { source, .. } => Some(source),
+            JournalError::File { source, .. } => Some(source),
             _ => None,
         }
     }

@@ -370,3 +370,28 @@ fn a_truncated_journal_does_not_panic() {
         }
     }
 }
+
+#[test]
+fn the_journal_and_its_wal_are_private_and_a_planted_link_is_refused() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let dir = TestDir::new("private");
+    let path = dir.journal_path();
+    // A journal left by an older sidewire with the umask's mode is tightened too.
+    std::fs::write(&path, b"").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let j = Journal::open(&path).unwrap();
+    j.mark_phase_done("download").unwrap();
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().mode() & 0o777;
+    assert_eq!(mode(&path), 0o600);
+    let wal = dir.0.join("journal.db-wal");
+    assert_eq!(mode(&wal), 0o600, "SQLite gives the WAL the journal's mode");
+    drop(j);
+
+    let victim = dir.0.join("victim");
+    std::fs::write(&victim, b"not a journal").unwrap();
+    let link = dir.0.join("link.db");
+    std::os::unix::fs::symlink(&victim, &link).unwrap();
+    let err = Journal::open(&link).err().expect("a symlink is refused");
+    assert!(matches!(err, JournalError::File { .. }), "{err}");
+    assert_eq!(std::fs::read(&victim).unwrap(), b"not a journal");
+}
