@@ -41,25 +41,6 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex(&Sha256::digest(bytes))
 }
 
-/// SHA-256 over a payload that arrives in pieces (an upload read from a file).
-#[derive(Clone, Default)]
-pub struct PayloadHasher(Sha256);
-
-impl PayloadHasher {
-    pub fn new() -> PayloadHasher {
-        PayloadHasher::default()
-    }
-
-    pub fn update(&mut self, bytes: &[u8]) {
-        self.0.update(bytes);
-    }
-
-    /// The lower-case hex digest of everything passed to [`update`](Self::update).
-    pub fn finish_hex(self) -> String {
-        hex(&self.0.finalize())
-    }
-}
-
 fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(bytes.len() * 2);
