@@ -1,6 +1,6 @@
 //! sidewire: the runtime of a workflow task in one static binary.
 //!
-//! The crate is split by role (see `DESIGN.md` in the shared docs):
+//! The crate is split by role (see `docs/architecture.md`):
 //! - [`proto`]: sans-IO codecs, bytes in and events out, no syscalls (each has a fuzz target);
 //! - [`sys`]: thin wrappers around the few syscalls the codecs cannot make;
 //! - [`reactor`]: the `mio` loop's timers and signal plumbing;

@@ -1,6 +1,6 @@
 //! The crash-safe journal of the data plane: a SQLite database on the shared data volume
 //! that records how far the task got, so a ctrl killed at any instant can start again
-//! and continue where the last one stopped (DESIGN.md, "Crash-safe state").
+//! and continue where the last one stopped (docs/architecture.md, "Restarts").
 //!
 //! It records the task phases that finished, the user command's state, every transfer,
 //! every file (size, mtime, state), every multipart upload (upload id, part size) with its
