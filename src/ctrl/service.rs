@@ -382,7 +382,7 @@ impl ServiceLink {
             record.encode(&mut self.scratch, &self.cfg.source);
             ws.send(ctx, OpCode::Text, &self.scratch);
             queue.sent(record, self.pings.next);
-            self.pings.unpinged += self.scratch.len();
+            self.pings.unpinged = self.pings.unpinged.saturating_add(self.scratch.len());
             if self.pings.unpinged >= PING_EVERY {
                 self.pings.send(ws, ctx, now);
             }
@@ -431,15 +431,26 @@ impl Pings {
 
     fn send(&mut self, ws: &mut WsClient, ctx: &mut NetCtx, now: Instant) {
         ws.send(ctx, OpCode::Ping, &self.next.to_be_bytes());
+        self.sent(now);
+    }
+
+    /// Notes the ping numbered `next` as sent at `now`.
+    fn sent(&mut self, now: Instant) {
         self.outstanding.push_back((self.next, now));
-        self.next += 1;
+        // A link that sent 2^64 pings cannot exist; saturating keeps numbers from wrapping.
+        self.next = self.next.saturating_add(1);
         self.unpinged = 0;
         self.last = now;
     }
 
-    /// A pong arrived: the number of the ping it answers, if it is one of ours.
+    /// A pong arrived: the number of the ping it answers, if it answers one we sent and
+    /// that is still unanswered. Anything else (a number never sent, an old one, a
+    /// payload that is no number) acknowledges nothing.
     fn answered(&mut self, payload: &[u8]) -> Option<u64> {
         let seq = u64::from_be_bytes(<[u8; 8]>::try_from(payload).ok()?);
+        if !self.outstanding.iter().any(|(p, _)| *p == seq) {
+            return None;
+        }
         self.outstanding.retain(|(p, _)| *p > seq);
         Some(seq)
     }
@@ -455,5 +466,51 @@ impl Pings {
         self.outstanding
             .front()
             .map_or(keepalive, |(_, at)| keepalive.min(*at + DEAD_AFTER))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pings_sent(n: usize, now: Instant) -> Pings {
+        let mut pings = Pings::new(now);
+        for _ in 0..n {
+            pings.sent(now);
+        }
+        pings
+    }
+
+    #[test]
+    fn a_pong_for_a_ping_never_sent_acknowledges_nothing() {
+        let now = Instant::now();
+        let mut pings = pings_sent(3, now);
+        for forged in [3u64, 4, u64::MAX] {
+            assert_eq!(pings.answered(&forged.to_be_bytes()), None, "{forged}");
+        }
+        assert_eq!(pings.outstanding.len(), 3, "forged pongs release no ping");
+        assert_eq!(pings.answered(&1u64.to_be_bytes()), Some(1));
+        assert_eq!(pings.outstanding.len(), 1, "pings 0 and 1 are answered");
+    }
+
+    #[test]
+    fn a_pong_answers_a_ping_once() {
+        let now = Instant::now();
+        let mut pings = pings_sent(2, now);
+        assert_eq!(pings.answered(&0u64.to_be_bytes()), Some(0));
+        assert_eq!(pings.answered(&0u64.to_be_bytes()), None, "repeated pong");
+        assert_eq!(pings.answered(&1u64.to_be_bytes()), Some(1));
+        assert!(pings.outstanding.is_empty());
+        assert!(!pings.peer_is_dead(now + DEAD_AFTER));
+    }
+
+    #[test]
+    fn a_pong_that_is_no_ping_number_is_ignored() {
+        let now = Instant::now();
+        let mut pings = pings_sent(1, now);
+        for payload in [&b""[..], b"1234567", b"123456789"] {
+            assert_eq!(pings.answered(payload), None);
+        }
+        assert_eq!(pings.outstanding.len(), 1);
     }
 }
