@@ -259,7 +259,7 @@ impl ServiceLink {
             .map_or(0, |d| d.as_secs());
         match &self.jwt {
             Some((_, expires_at)) if unix_now < *expires_at => self.dial(ctx, now),
-            _ => match std::fs::read_to_string(&self.cfg.refresh_token_path) {
+            _ => match read_refresh_token(&self.cfg.refresh_token_path) {
                 Err(e) => self.give_up(Failure::new(
                     ExitCode::TokenInvalid,
                     format!(
@@ -395,6 +395,17 @@ impl ServiceLink {
         }
         ws.advance(ctx, registry, now);
     }
+}
+
+/// Largest refresh token file read (a real one is a few hundred bytes).
+const MAX_REFRESH_TOKEN: u64 = 64 << 10;
+
+/// The refresh token file's text. It is a mounted secret, but a FIFO, a device or a
+/// huge file there must give an error, not a hang or an allocation without end.
+fn read_refresh_token(path: &std::path::Path) -> std::io::Result<String> {
+    let bytes = crate::sys::small_file::read(path, MAX_REFRESH_TOKEN)?;
+    String::from_utf8(bytes)
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "the token is not UTF-8"))
 }
 
 fn push_action(events: &mut VecDeque<LinkEvent>, payload: &[u8]) {

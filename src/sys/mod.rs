@@ -4,4 +4,5 @@
 pub mod fd;
 pub mod random;
 pub mod signals;
+pub mod small_file;
 pub mod termlog;
