@@ -1,18 +1,20 @@
 //! What a service (or the files beside ctrl) pushes cannot grow ctrl without bound or
-//! hang it: a refresh token file that is a FIFO or huge.
+//! hang it: a ping flood from a server that never reads, a refresh token file that is a
+//! FIFO or huge, and a refused dial judged by its HTTP status, not by its text.
 
 mod common;
 
 use std::io::Write;
 use std::net::TcpStream;
 use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::http_raw::{http_response, read_body, read_head, Head};
 use common::pod::{pod_dir, wait_exit, Pod};
 use common::tcp_server::TcpServer;
-use common::ServiceConfig;
+use common::{ws_raw, ServiceConfig};
 
 /// What the test server did on each WebSocket upgrade.
 #[derive(Default)]
@@ -21,6 +23,8 @@ struct Seen {
     refreshes: usize,
     /// Per upgrade request: how many refreshes had been answered when it came.
     dials: Vec<usize>,
+    /// The ping flood was written to the end (so ctrl read all of it).
+    flood_written: bool,
 }
 
 type Shared = Arc<Mutex<Seen>>;
@@ -36,6 +40,15 @@ fn answer_refresh(seen: &Shared, stream: &mut TcpStream, head: &Head, rest: Vec<
     seen.lock().unwrap().refreshes += 1;
     let body = format!(r#"{{"token": "jwt", "expires_at": {expires}}}"#);
     let _ = stream.write_all(&http_response(200, "OK", &body));
+}
+
+fn switching_protocols(head: &Head) -> String {
+    let key = head.header("sec-websocket-key").unwrap_or_default();
+    format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Accept: {}\r\n\r\n",
+        ws_raw::accept_key(key)
+    )
 }
 
 /// A server that answers refreshes and hands the n-th upgrade (0-based) to `dial`.
@@ -60,6 +73,78 @@ fn server(
         };
         dial(n, &mut stream, &head);
     })
+}
+
+fn wait_for(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    done()
+}
+
+/// Peak resident memory of a process, in KiB (`VmHWM` of /proc/PID/status).
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM")
+}
+
+#[test]
+fn a_ping_flood_from_a_server_that_never_reads_keeps_ctrl_small_and_ctrl_redials() {
+    const PINGS: usize = 200_000;
+    let seen = Shared::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (s, halt) = (seen.clone(), stop.clone());
+    let server = server(&seen, move |n, stream, head| {
+        let _ = stream.write_all(switching_protocols(head).as_bytes());
+        if n == 0 {
+            let ping = ws_raw::encode_frame(0x89, &[b'p'; 125], None);
+            let flood: Vec<u8> = ping
+                .iter()
+                .copied()
+                .cycle()
+                .take(ping.len() * PINGS)
+                .collect();
+            let _ = stream.set_write_timeout(Some(Duration::from_secs(60)));
+            if stream.write_all(&flood).is_ok() {
+                s.lock().unwrap().flood_written = true;
+            }
+        }
+        // Never read; hold the link open until the test ends.
+        let until = Instant::now() + Duration::from_secs(120);
+        while !halt.load(Ordering::Relaxed) && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    });
+    let dir = pod_dir("ping-flood");
+    let ctrl = Pod::start_ctrl(&dir, &ServiceConfig::default(), server.port(), &[]);
+    let pod = Pod {
+        dir,
+        ctrl,
+        agent: None,
+    };
+    let redialled = wait_for(Duration::from_secs(100), || {
+        seen.lock().unwrap().dials.len() >= 2
+    });
+    let peak = peak_rss_kib(pod.ctrl.id());
+    println!("ctrl's peak RSS after {PINGS} pings: {peak} KiB");
+    stop.store(true, Ordering::Relaxed);
+    assert!(
+        seen.lock().unwrap().flood_written,
+        "ctrl read the whole flood"
+    );
+    assert!(redialled, "ctrl never dialled again");
+    assert!(
+        peak < 16 << 10,
+        "ctrl's peak RSS was {peak} KiB after {PINGS} pings"
+    );
 }
 
 /// Starts ctrl with the refresh token file replaced by `make_token(path)`, against a
@@ -116,4 +201,38 @@ fn a_huge_refresh_token_file_is_an_error() {
             "{name}: {stderr}"
         );
     }
+}
+
+#[test]
+fn the_jwt_is_dropped_when_the_dial_is_refused_with_401_and_only_then() {
+    let seen = Shared::default();
+    let server = server(&seen, |n, stream, head| {
+        let answer = match n {
+            // A failure whose text says 401 without being one: the JWT still holds.
+            0 => http_response(503, "Busy (error 401)", "{}"),
+            // A refusal whose text does not say why; the status does.
+            1 => http_response(401, "Denied", r#"{"error": "expired"}"#),
+            _ => switching_protocols(head).into_bytes(),
+        };
+        let _ = stream.write_all(&answer);
+        if n >= 2 {
+            std::thread::sleep(Duration::from_secs(2));
+        }
+    });
+    let dir = pod_dir("jwt-status");
+    let ctrl = Pod::start_ctrl(&dir, &ServiceConfig::default(), server.port(), &[]);
+    let _pod = Pod {
+        dir,
+        ctrl,
+        agent: None,
+    };
+    assert!(wait_for(Duration::from_secs(20), || {
+        seen.lock().unwrap().dials.len() >= 3
+    }));
+    let dials = seen.lock().unwrap().dials.clone();
+    assert_eq!(
+        &dials[..3],
+        &[1, 1, 2],
+        "refreshes before each dial: only the 401 costs the JWT"
+    );
 }

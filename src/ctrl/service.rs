@@ -37,6 +37,11 @@ const DIAL_TIMEOUT: Duration = Duration::from_secs(30);
 const RECONNECT_GRACE: Duration = Duration::from_millis(500);
 /// Largest message accepted from the service (actions are small).
 const MAX_MESSAGE: usize = 1 << 20;
+/// Bytes read from the service per wake-up, so a flood cannot starve the agent's lines.
+const READ_BUDGET: usize = 256 << 10;
+/// Unsent bytes past which the service is taken for one that does not read: records stop
+/// at [`WIRE_BUDGET`], so only a peer that never reads gets this far.
+const MAX_UNSENT: usize = 4 * WIRE_BUDGET;
 
 pub struct ServiceConfig {
     pub endpoint: Endpoint,
@@ -127,6 +132,8 @@ impl ServiceLink {
         let state_deadline = match &self.state {
             State::Waiting { until } => Some((*until).min(giving_up)),
             State::Refreshing(x) => Some(x.deadline()),
+            // A read budget ran out: come back at once, no event will say so.
+            State::Dialing(ws) | State::Open(ws) if ws.has_more() => Some(Instant::now()),
             State::Dialing(ws) => ws.deadline(),
             State::Open(_) => Some(self.pings.deadline()),
             State::Stopped => None,
@@ -234,7 +241,8 @@ impl ServiceLink {
                         self.read_events(registry, now, queue);
                     }
                     Some(WsEvent::Closed(why)) => {
-                        if why.contains("401") || why.contains("403") {
+                        // The service refused the token: refresh it before the next dial.
+                        if matches!(ws.refused_status(), Some(401 | 403)) {
                             self.jwt = None;
                         }
                         self.retry(now, ctx, Some(why));
@@ -299,6 +307,8 @@ impl ServiceLink {
                 token::header_value(&self.cfg.token_header, jwt),
             )],
             max_message: MAX_MESSAGE,
+            read_budget: READ_BUDGET,
+            max_unsent: MAX_UNSENT,
         };
         self.state = State::Dialing(Box::new(WsClient::connect(
             ctx,
