@@ -80,7 +80,7 @@ impl CtrlArgs {
         FlagDef::new("port", FlagKind::Str, "8000", "Service port."),
         FlagDef::new("refreshScheme", FlagKind::Str, "http", "Token refresh scheme: http or https."),
         FlagDef::new("refreshToken", FlagKind::Str, "/osmo/.refresh_token", "File holding the refresh token."),
-        FlagDef::new("tokenHeader", FlagKind::Str, "x-osmo-auth", "HTTP header that carries the access token."),
+        FlagDef::new("tokenHeader", FlagKind::Str, "Authorization", "HTTP header that carries the access token."),
         FlagDef::new("userConfig", FlagKind::Str, "/osmo/user_config.yaml", "Data credentials for url: specs."),
         FlagDef::new("serviceConfig", FlagKind::Str, "/osmo/service_config.yaml", "Data credentials for task: specs."),
         FlagDef::new("inputPath", FlagKind::Str, "", "Folder that inputs are downloaded into."),

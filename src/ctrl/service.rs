@@ -37,6 +37,11 @@ const DIAL_TIMEOUT: Duration = Duration::from_secs(30);
 const RECONNECT_GRACE: Duration = Duration::from_millis(500);
 /// Largest message accepted from the service (actions are small).
 const MAX_MESSAGE: usize = 1 << 20;
+/// Bytes read from the service per wake-up, so a flood cannot starve the agent's lines.
+const READ_BUDGET: usize = 256 << 10;
+/// Unsent bytes past which the service is taken for one that does not read: records stop
+/// at [`WIRE_BUDGET`], so only a peer that never reads gets this far.
+const MAX_UNSENT: usize = 4 * WIRE_BUDGET;
 
 pub struct ServiceConfig {
     pub endpoint: Endpoint,
@@ -127,6 +132,8 @@ impl ServiceLink {
         let state_deadline = match &self.state {
             State::Waiting { until } => Some((*until).min(giving_up)),
             State::Refreshing(x) => Some(x.deadline()),
+            // A read budget ran out: come back at once, no event will say so.
+            State::Dialing(ws) | State::Open(ws) if ws.has_more() => Some(Instant::now()),
             State::Dialing(ws) => ws.deadline(),
             State::Open(_) => Some(self.pings.deadline()),
             State::Stopped => None,
@@ -234,7 +241,8 @@ impl ServiceLink {
                         self.read_events(registry, now, queue);
                     }
                     Some(WsEvent::Closed(why)) => {
-                        if why.contains("401") || why.contains("403") {
+                        // The service refused the token: refresh it before the next dial.
+                        if matches!(ws.refused_status(), Some(401 | 403)) {
                             self.jwt = None;
                         }
                         self.retry(now, ctx, Some(why));
@@ -259,7 +267,7 @@ impl ServiceLink {
             .map_or(0, |d| d.as_secs());
         match &self.jwt {
             Some((_, expires_at)) if unix_now < *expires_at => self.dial(ctx, now),
-            _ => match std::fs::read_to_string(&self.cfg.refresh_token_path) {
+            _ => match read_refresh_token(&self.cfg.refresh_token_path) {
                 Err(e) => self.give_up(Failure::new(
                     ExitCode::TokenInvalid,
                     format!(
@@ -299,6 +307,8 @@ impl ServiceLink {
                 token::header_value(&self.cfg.token_header, jwt),
             )],
             max_message: MAX_MESSAGE,
+            read_budget: READ_BUDGET,
+            max_unsent: MAX_UNSENT,
         };
         self.state = State::Dialing(Box::new(WsClient::connect(
             ctx,
@@ -382,7 +392,7 @@ impl ServiceLink {
             record.encode(&mut self.scratch, &self.cfg.source);
             ws.send(ctx, OpCode::Text, &self.scratch);
             queue.sent(record, self.pings.next);
-            self.pings.unpinged += self.scratch.len();
+            self.pings.unpinged = self.pings.unpinged.saturating_add(self.scratch.len());
             if self.pings.unpinged >= PING_EVERY {
                 self.pings.send(ws, ctx, now);
             }
@@ -395,6 +405,17 @@ impl ServiceLink {
         }
         ws.advance(ctx, registry, now);
     }
+}
+
+/// Largest refresh token file read (a real one is a few hundred bytes).
+const MAX_REFRESH_TOKEN: u64 = 64 << 10;
+
+/// The refresh token file's text. It is a mounted secret, but a FIFO, a device or a
+/// huge file there must give an error, not a hang or an allocation without end.
+fn read_refresh_token(path: &std::path::Path) -> std::io::Result<String> {
+    let bytes = crate::sys::small_file::read(path, MAX_REFRESH_TOKEN)?;
+    String::from_utf8(bytes)
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "the token is not UTF-8"))
 }
 
 fn push_action(events: &mut VecDeque<LinkEvent>, payload: &[u8]) {
@@ -431,15 +452,26 @@ impl Pings {
 
     fn send(&mut self, ws: &mut WsClient, ctx: &mut NetCtx, now: Instant) {
         ws.send(ctx, OpCode::Ping, &self.next.to_be_bytes());
+        self.sent(now);
+    }
+
+    /// Notes the ping numbered `next` as sent at `now`.
+    fn sent(&mut self, now: Instant) {
         self.outstanding.push_back((self.next, now));
-        self.next += 1;
+        // A link that sent 2^64 pings cannot exist; saturating keeps numbers from wrapping.
+        self.next = self.next.saturating_add(1);
         self.unpinged = 0;
         self.last = now;
     }
 
-    /// A pong arrived: the number of the ping it answers, if it is one of ours.
+    /// A pong arrived: the number of the ping it answers, if it answers one we sent and
+    /// that is still unanswered. Anything else (a number never sent, an old one, a
+    /// payload that is no number) acknowledges nothing.
     fn answered(&mut self, payload: &[u8]) -> Option<u64> {
         let seq = u64::from_be_bytes(<[u8; 8]>::try_from(payload).ok()?);
+        if !self.outstanding.iter().any(|(p, _)| *p == seq) {
+            return None;
+        }
         self.outstanding.retain(|(p, _)| *p > seq);
         Some(seq)
     }
@@ -455,5 +487,51 @@ impl Pings {
         self.outstanding
             .front()
             .map_or(keepalive, |(_, at)| keepalive.min(*at + DEAD_AFTER))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pings_sent(n: usize, now: Instant) -> Pings {
+        let mut pings = Pings::new(now);
+        for _ in 0..n {
+            pings.sent(now);
+        }
+        pings
+    }
+
+    #[test]
+    fn a_pong_for_a_ping_never_sent_acknowledges_nothing() {
+        let now = Instant::now();
+        let mut pings = pings_sent(3, now);
+        for forged in [3u64, 4, u64::MAX] {
+            assert_eq!(pings.answered(&forged.to_be_bytes()), None, "{forged}");
+        }
+        assert_eq!(pings.outstanding.len(), 3, "forged pongs release no ping");
+        assert_eq!(pings.answered(&1u64.to_be_bytes()), Some(1));
+        assert_eq!(pings.outstanding.len(), 1, "pings 0 and 1 are answered");
+    }
+
+    #[test]
+    fn a_pong_answers_a_ping_once() {
+        let now = Instant::now();
+        let mut pings = pings_sent(2, now);
+        assert_eq!(pings.answered(&0u64.to_be_bytes()), Some(0));
+        assert_eq!(pings.answered(&0u64.to_be_bytes()), None, "repeated pong");
+        assert_eq!(pings.answered(&1u64.to_be_bytes()), Some(1));
+        assert!(pings.outstanding.is_empty());
+        assert!(!pings.peer_is_dead(now + DEAD_AFTER));
+    }
+
+    #[test]
+    fn a_pong_that_is_no_ping_number_is_ignored() {
+        let now = Instant::now();
+        let mut pings = pings_sent(1, now);
+        for payload in [&b""[..], b"1234567", b"123456789"] {
+            assert_eq!(pings.answered(payload), None);
+        }
+        assert_eq!(pings.outstanding.len(), 1);
     }
 }

@@ -276,7 +276,7 @@ impl CredentialFile {
     /// Reads and parses the file at `path`. A missing file holds no profiles (as
     /// upstream, which then falls back to the environment).
     pub fn load(path: &Path) -> Result<CredentialFile, CredError> {
-        match std::fs::read_to_string(path) {
+        match read_credential_text(path) {
             Ok(text) => CredentialFile::parse(path, &text),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(CredentialFile {
                 path: path.to_path_buf(),
@@ -362,9 +362,20 @@ pub fn publish_config(path: &Path, config_dir: Option<&Path>) -> io::Result<()> 
     let Some(dir) = config_dir else {
         return Ok(());
     };
-    let text = std::fs::read(path)?;
+    let text = crate::sys::small_file::read(path, MAX_CREDENTIAL_FILE)?;
     std::fs::create_dir_all(dir)?;
     crate::sys::private::replace_file(&dir.join("config.yaml"), &text)
+}
+
+/// Largest credential file read; a real one holds a few profiles of a few lines each.
+const MAX_CREDENTIAL_FILE: u64 = 1 << 20;
+
+/// A credential file's text: a regular file of at most [`MAX_CREDENTIAL_FILE`] bytes, so
+/// a FIFO or an endless file there is an error, not a hang.
+fn read_credential_text(path: &Path) -> io::Result<String> {
+    let bytes = crate::sys::small_file::read(path, MAX_CREDENTIAL_FILE)?;
+    String::from_utf8(bytes)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "the file is not UTF-8"))
 }
 
 fn not_a_mapping(path: &Path, what: &str) -> CredError {

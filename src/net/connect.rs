@@ -15,6 +15,10 @@ use super::transport::{TlsStream, Transport};
 use super::{Endpoint, NetCtx};
 use crate::proto::dns::{Hosts, Lookup, ResolvConf, Step};
 
+/// Datagrams taken from each DNS socket per `advance`: anyone who can reach the port can
+/// send them, and a flood must not keep the loop to itself.
+const DATAGRAM_BUDGET: usize = 64;
+
 /// Why a connection could not be opened; the text names the endpoint.
 #[derive(Debug)]
 pub struct ConnectError(pub String);
@@ -47,6 +51,9 @@ pub struct Connector {
     token: Token,
     stage: Stage,
     deadline: Instant,
+    /// A DNS socket's budget ran out at this instant: more datagrams may wait, and no
+    /// readiness event will announce them.
+    revisit: Option<Instant>,
     last_error: String,
 }
 
@@ -78,6 +85,7 @@ impl Connector {
                 v6: None,
             },
             deadline: now + timeout,
+            revisit: None,
             last_error: String::new(),
         }
     }
@@ -89,9 +97,10 @@ impl Connector {
     /// When `advance` must run again even without an event.
     pub fn deadline(&self) -> Instant {
         match &self.stage {
-            Stage::Resolving { lookup, .. } => lookup
-                .deadline()
-                .map_or(self.deadline, |d| d.min(self.deadline)),
+            Stage::Resolving { lookup, .. } => [lookup.deadline(), self.revisit]
+                .into_iter()
+                .flatten()
+                .fold(self.deadline, Instant::min),
             _ => self.deadline,
         }
     }
@@ -195,10 +204,11 @@ impl Connector {
         v6: &mut Option<UdpSocket>,
         now: Instant,
     ) -> Result<Option<Vec<IpAddr>>, ConnectError> {
-        let mut buf = [0u8; 1500];
+        self.revisit = None;
         for socket in [&mut *v4, &mut *v6].into_iter().flatten() {
-            while let Ok((n, from)) = socket.recv_from(&mut buf) {
-                lookup.on_datagram(from, &buf[..n], now);
+            let deliver = |from, datagram: &[u8]| lookup.on_datagram(from, datagram, now);
+            if receive_some(socket, DATAGRAM_BUDGET, deliver) {
+                self.revisit = Some(now);
             }
         }
         let mut ids = || ctx.random.u16();
@@ -281,6 +291,23 @@ impl Connector {
     }
 }
 
+/// Hands at most `budget` waiting datagrams to `deliver`; true when the budget ran out
+/// (more may wait).
+fn receive_some(
+    socket: &UdpSocket,
+    budget: usize,
+    mut deliver: impl FnMut(SocketAddr, &[u8]),
+) -> bool {
+    let mut buf = [0u8; 1500];
+    for _ in 0..budget {
+        match socket.recv_from(&mut buf) {
+            Ok((n, from)) => deliver(from, buf.get(..n).unwrap_or_default()),
+            Err(_) => return false,
+        }
+    }
+    true
+}
+
 /// Whether a non-blocking connect finished: `Ok(true)` connected, `Ok(false)` in progress.
 fn connect_state(stream: &mut TcpStream) -> io::Result<bool> {
     if let Some(e) = stream.take_error()? {
@@ -290,5 +317,40 @@ fn connect_state(stream: &mut TcpStream) -> io::Result<bool> {
         Ok(_) => Ok(true),
         Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_datagram_flood_is_taken_a_budget_at_a_time() {
+        let socket = UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let to = socket.local_addr().unwrap();
+        let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        for i in 0..100u8 {
+            sender.send_to(&[i], to).unwrap();
+        }
+        let mut got = Vec::new();
+        let mut turns = 0;
+        loop {
+            let mut this_turn = 0;
+            let more = receive_some(&socket, 10, |_, d| {
+                got.push(d[0]);
+                this_turn += 1;
+            });
+            assert!(this_turn <= 10);
+            turns += 1;
+            if !more {
+                break;
+            }
+            assert!(turns <= 11, "the budget always runs out");
+        }
+        assert_eq!(got, (0..100).collect::<Vec<u8>>());
+        assert_eq!(
+            turns, 11,
+            "ten full turns, then one that finds the socket empty"
+        );
     }
 }

@@ -3,6 +3,12 @@
 //! [`WsClient::send`] (watching [`WsClient::buffered`] for backpressure) and takes
 //! [`WsEvent`]s after each [`WsClient::advance`]. A server that breaks the protocol gets
 //! the matching close code before the TCP close; a bad handshake gets no frame at all.
+//!
+//! Whatever the server pushes, the client's memory stays bounded: each `advance` reads
+//! at most [`WsRequest::read_budget`] bytes (then [`WsClient::has_more`] asks the owner
+//! to call again without waiting for an event, since readiness is edge-triggered), a
+//! ping only replaces the pong still waiting to be sent, and a link whose unsent bytes
+//! would pass [`WsRequest::max_unsent`] is closed: its server is not reading.
 
 use std::collections::VecDeque;
 use std::io;
@@ -26,6 +32,10 @@ pub struct WsRequest {
     pub target: String,
     pub headers: Vec<(String, String)>,
     pub max_message: usize,
+    /// Bytes read per `advance`, so a busy server cannot keep the loop to itself.
+    pub read_budget: usize,
+    /// Bytes queued for the socket past which the link is closed as not reading.
+    pub max_unsent: usize,
 }
 
 #[derive(Debug, PartialEq)]
@@ -63,6 +73,15 @@ pub struct WsClient {
     rbuf: Vec<u8>,
     wbuf: Vec<u8>,
     wpos: usize,
+    /// Where in `wbuf` the answer to the latest ping starts, while it is the last frame
+    /// there and none of it is written: a newer ping replaces it instead of adding one.
+    pong_at: Option<usize>,
+    /// A frame did not fit under `max_unsent`; the next `advance` closes the link.
+    overflowed: bool,
+    /// The read budget ran out with bytes possibly left in the socket.
+    more_to_read: bool,
+    /// The HTTP status of a handshake the server refused.
+    refused_status: Option<u16>,
     events: VecDeque<WsEvent>,
 }
 
@@ -82,6 +101,10 @@ impl WsClient {
             rbuf: Vec::new(),
             wbuf: Vec::new(),
             wpos: 0,
+            pong_at: None,
+            overflowed: false,
+            more_to_read: false,
+            refused_status: None,
             events: VecDeque::new(),
         }
     }
@@ -103,6 +126,17 @@ impl WsClient {
         self.wbuf.len() - self.wpos
     }
 
+    /// The read budget ran out: call `advance` again soon, even without an event.
+    pub fn has_more(&self) -> bool {
+        self.more_to_read
+    }
+
+    /// The HTTP status the server answered the upgrade with, when it was not 101 (a 401
+    /// means the token was refused).
+    pub fn refused_status(&self) -> Option<u16> {
+        self.refused_status
+    }
+
     pub fn next_event(&mut self) -> Option<WsEvent> {
         self.events.pop_front()
     }
@@ -116,11 +150,39 @@ impl WsClient {
         }
     }
 
-    /// Queues one message (a single masked frame). Ignored unless the link is open.
+    /// Queues one message (a single masked frame). Ignored unless the link is open, and
+    /// dropped (the next `advance` closes the link) when it would pass `max_unsent`.
     pub fn send(&mut self, ctx: &mut NetCtx, opcode: OpCode, payload: &[u8]) {
-        if self.is_open() {
+        if self.is_open() && self.has_room_for(payload.len()) {
+            self.pong_at = None;
             ws::encode_frame(&mut self.wbuf, opcode, payload, ctx.random.bytes());
         }
+    }
+
+    /// Answers a ping. RFC 6455 section 5.5.3 lets a client answer only the latest of
+    /// several pings, so a pong still wholly unsent at the end of the buffer is replaced:
+    /// a server that floods pings and never reads cannot grow the buffer.
+    fn queue_pong(&mut self, ctx: &mut NetCtx, payload: &[u8]) {
+        if let Some(start) = self.pong_at.take() {
+            self.wbuf.truncate(start);
+        }
+        if self.has_room_for(payload.len()) {
+            let start = self.wbuf.len();
+            ws::encode_frame(&mut self.wbuf, OpCode::Pong, payload, ctx.random.bytes());
+            self.pong_at = Some(start);
+        }
+    }
+
+    /// Whether a frame of `payload` bytes fits under `max_unsent`; notes the overflow if not.
+    fn has_room_for(&mut self, payload: usize) -> bool {
+        const FRAME_HEAD: usize = 14;
+        let fits = self
+            .buffered()
+            .checked_add(payload)
+            .and_then(|n| n.checked_add(FRAME_HEAD))
+            .is_some_and(|n| n <= self.request.max_unsent);
+        self.overflowed |= !fits;
+        fits
     }
 
     /// Starts the close handshake with `code`; the link reports `Closed` when it ends.
@@ -134,6 +196,7 @@ impl WsClient {
     ) {
         match std::mem::replace(&mut self.stage, Stage::Closed) {
             Stage::Open { transport, .. } => {
+                self.pong_at = None;
                 ws::encode_close(&mut self.wbuf, code, why, ctx.random.bytes());
                 self.stage = Stage::Closing {
                     transport,
@@ -198,15 +261,25 @@ impl WsClient {
                 return self.fail(registry, why);
             }
         }
+        if self.overflowed {
+            return self.fail_not_reading(registry);
+        }
         if let Err(e) = self.flush() {
             return self.fail(registry, format!("write: {e}"));
         }
+        let mut budget = self.request.read_budget;
+        self.more_to_read = false;
         loop {
-            match self.read_some() {
+            if budget == 0 {
+                self.more_to_read = true;
+                break;
+            }
+            match self.read_some(budget.min(READ_CHUNK)) {
                 Ok(0) => {
                     return self.fail(registry, "connection closed by the server".into());
                 }
-                Ok(_) => {
+                Ok(n) => {
+                    budget = budget.saturating_sub(n);
                     if !self.decode(ctx, registry) {
                         return;
                     }
@@ -215,9 +288,20 @@ impl WsClient {
                 Err(e) => return self.fail(registry, format!("read: {e}")),
             }
         }
+        if self.overflowed {
+            return self.fail_not_reading(registry);
+        }
         if let Err(e) = self.flush() {
             self.fail(registry, format!("write: {e}"));
         }
+    }
+
+    fn fail_not_reading(&mut self, registry: &Registry) {
+        let why = format!(
+            "the server is not reading: over {} bytes wait to be sent",
+            self.request.max_unsent
+        );
+        self.fail(registry, why);
     }
 
     fn transport(&mut self) -> Option<&mut Transport> {
@@ -246,25 +330,31 @@ impl WsClient {
                 Err(e) => return Err(e),
             }
         }
+        // A pong whose first byte went out can no longer be replaced.
+        if self.pong_at.is_some_and(|start| start < self.wpos) {
+            self.pong_at = None;
+        }
         if self.wpos == self.wbuf.len() {
             self.wbuf.clear();
             self.wpos = 0;
         } else if self.wpos > self.wbuf.len() / 2 {
             self.wbuf.drain(..self.wpos);
+            self.pong_at = self.pong_at.map(|start| start - self.wpos);
             self.wpos = 0;
         }
         transport.flush()
     }
 
-    /// Reads one chunk, unless the unparsed input already holds a whole maximum message.
-    fn read_some(&mut self) -> io::Result<usize> {
+    /// Reads at most `chunk` bytes, unless the unparsed input already holds a whole
+    /// maximum message.
+    fn read_some(&mut self, chunk: usize) -> io::Result<usize> {
         let limit = self.request.max_message + READ_CHUNK;
         if self.rbuf.len() >= limit {
             return Err(io::ErrorKind::WouldBlock.into());
         }
         let start = self.rbuf.len();
         let mut buf = std::mem::take(&mut self.rbuf);
-        buf.resize(start + READ_CHUNK, 0);
+        buf.resize(start + chunk, 0);
         let result = match self.transport() {
             Some(t) => t.read(&mut buf[start..]),
             None => Err(io::ErrorKind::NotConnected.into()),
@@ -296,6 +386,9 @@ impl WsClient {
                             self.events.push_back(WsEvent::Open);
                         }
                         Err(e) => {
+                            if let ws::HandshakeError::Status { code, .. } = &e {
+                                self.refused_status = Some(*code);
+                            }
                             // A server that failed the handshake gets no frames, only the TCP close.
                             self.fail(
                                 registry,
@@ -363,13 +456,14 @@ impl WsClient {
         match event {
             Event::Text(text) => self.events.push_back(WsEvent::Text(text)),
             Event::Binary(data) => self.events.push_back(WsEvent::Binary(data)),
-            Event::Ping(data) => self.send(ctx, OpCode::Pong, &data),
+            Event::Ping(data) => self.queue_pong(ctx, &data),
             Event::Pong(data) => self.events.push_back(WsEvent::Pong(data)),
             Event::Close(code) => {
                 let (echo, why) = match &code {
                     Some((c, reason)) => (*c, format!("server closed the link: {c} {reason}")),
                     None => (1000, "server closed the link".to_string()),
                 };
+                self.pong_at = None;
                 ws::encode_close(&mut self.wbuf, echo, "", ctx.random.bytes());
                 let _ = self.flush();
                 self.fail(registry, why);
@@ -380,6 +474,7 @@ impl WsClient {
     }
 
     fn protocol_close(&mut self, ctx: &mut NetCtx, registry: &Registry, code: u16, why: String) {
+        self.pong_at = None;
         ws::encode_close(&mut self.wbuf, code, "", ctx.random.bytes());
         let _ = self.flush();
         self.fail(registry, why);
@@ -394,6 +489,12 @@ impl WsClient {
         self.rbuf.clear();
         self.wbuf.clear();
         self.wpos = 0;
+        self.pong_at = None;
+        self.overflowed = false;
+        self.more_to_read = false;
         self.events.push_back(WsEvent::Closed(why));
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -5,4 +5,5 @@ pub mod fd;
 pub mod private;
 pub mod random;
 pub mod signals;
+pub mod small_file;
 pub mod termlog;

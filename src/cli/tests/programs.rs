@@ -19,7 +19,7 @@ fn ctrl_defaults() {
         log_source: String::new(), retry_id: "0".into(), barrier: String::new(),
         socket_path: PathBuf::new(), scheme: "ws".into(), host: "localhost".into(), port: 8000,
         refresh_scheme: "http".into(), refresh_token: "/osmo/.refresh_token".into(),
-        token_header: "x-osmo-auth".into(), user_config: "/osmo/user_config.yaml".into(),
+        token_header: "Authorization".into(), user_config: "/osmo/user_config.yaml".into(),
         service_config: "/osmo/service_config.yaml".into(), input_path: String::new(),
         output_path: String::new(), metadata_file: PathBuf::new(), download_type: "download".into(),
         cache_size: 0, timeout: Duration::from_secs(60 * 60),

@@ -288,3 +288,37 @@ fn load_and_publish() {
     assert!(publish_config(&dir.join("missing.yaml"), Some(&config_dir)).is_err());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `load` on `path` in a thread: its result, or `None` if it did not return within 5 s.
+fn load_within_seconds(path: PathBuf) -> Option<Result<CredentialFile, CredError>> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(CredentialFile::load(&path));
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(5)).ok()
+}
+
+#[test]
+fn a_credential_file_that_is_a_fifo_or_huge_is_an_error_not_a_hang() {
+    let dir = scratch_dir("special");
+    let fifo = dir.join("fifo.yaml");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    assert!(made.is_ok_and(|s| s.success()), "mkfifo");
+    let e = load_within_seconds(fifo)
+        .expect("loading a FIFO returns at once")
+        .unwrap_err();
+    assert!(e.to_string().contains("FIFO"), "{e}");
+
+    // Two MiB of valid YAML comment: over the limit, refused before it is parsed.
+    let huge = dir.join("huge.yaml");
+    std::fs::write(&huge, "#".repeat(2 << 20)).unwrap();
+    let e = load_within_seconds(huge.clone())
+        .expect("returns")
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("too large") && e.to_string().contains(huge.to_str().unwrap()),
+        "{e}"
+    );
+    assert!(publish_config(&huge, Some(&dir.join("config"))).is_err());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
