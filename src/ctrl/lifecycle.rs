@@ -1,7 +1,8 @@
 //! The task lifecycle of PROTOCOL.md §7, as one event-loop handler: accept the agent and
 //! open the uplink, hold the barrier, start the command, forward its output, then send
-//! LOG_DONE and exit once the service has everything. Restart and failures are handled
-//! here too; the data phases are hooks in [`super::data`].
+//! LOG_DONE and exit once the service has everything. Restart is handled here too; the
+//! data phases are hooks in [`super::data`]; failures and signals end in a drain
+//! (`lifecycle/drain.rs`).
 //!
 //! A restarted ctrl learns from the agent's greeting that the command already runs (or
 //! ended): it then sends no ExecStart and goes straight to forwarding the output the
@@ -40,8 +41,6 @@ pub const DATA: Token = Token(4);
 const BARRIER_RESEND: Duration = Duration::from_secs(300);
 /// LOG_DONE is sent again this often (once everything before it was acknowledged).
 const LOG_DONE_RESEND: Duration = Duration::from_secs(5);
-/// How long ctrl keeps trying to deliver queued records before exiting.
-const DRAIN_GRACE: Duration = Duration::from_secs(10);
 /// How long after the agent connects ctrl waits for a sidewire greeting before treating
 /// it as an upstream agent (which says nothing until ExecStart). The sidewire agent
 /// greets at once; without the wait a restarted ctrl could start before it heard that
@@ -55,6 +54,8 @@ enum Timer {
     LogDoneResend,
     AgentDeadline,
     DrainDeadline,
+    /// A stop signal's drain ran out of time (`-drainTimeout`).
+    SignalDeadline,
     GreetingGrace,
     /// The next round of uploads while the command runs.
     LiveUpload,
@@ -103,6 +104,8 @@ pub struct Setup {
     pub agent_child: Option<Child>,
     /// Whether to write the termination log (the pod's sidecar does, a local run does not).
     pub termination_log: bool,
+    /// After SIGTERM or SIGINT, how long ctrl goes on finishing the task (`lifecycle/drain.rs`).
+    pub drain_timeout: Duration,
 }
 
 pub struct Ctrl {
@@ -136,12 +139,17 @@ pub struct Ctrl {
     acks: Option<AckTracker>,
     /// The agent said something, or had time to greet: it is known what it does.
     agent_known: bool,
+    /// CtrlFailed was sent: a drain waits until the agent has it.
+    agent_owed_failure: bool,
+    /// SIGTERM or SIGINT arrived: the task is finishing under a deadline.
+    signal_stop: Option<drain::SignalStop>,
 }
 
 /// Journal names of the data phases.
 const INPUTS_PHASE: &str = "inputs";
 const OUTPUTS_PHASE: &str = "outputs";
 
+mod drain;
 mod live_upload;
 mod transfers;
 
@@ -222,6 +230,8 @@ impl Ctrl {
             finished_before,
             acks: None,
             agent_known: false,
+            agent_owed_failure: false,
+            signal_stop: None,
         })
     }
 
@@ -242,59 +252,13 @@ impl Ctrl {
         eprintln!("ctrl: {}", failure.message);
         if !self.exec_started {
             self.agent.send(&Message::new(MsgType::CtrlFailed));
+            self.agent_owed_failure = true;
         }
         self.log(IoType::OsmoCtrl, failure.message.clone());
         self.drain(failure.code.code(), now);
     }
 
-    fn drain(&mut self, code: i32, now: Instant) {
-        self.stop_live_uploads();
-        // A transfer in flight stops here; its journal lets the next start resume it.
-        if self.transfers.take().is_some() {
-            if let Some(plane) = &self.plane {
-                plane.cancel();
-            }
-        }
-        self.phase = Phase::Draining { code };
-        self.uplink.flush();
-        self.timers.set(Timer::DrainDeadline, now + DRAIN_GRACE);
-    }
-
-    fn finish(&mut self, code: i32) {
-        let code = match (&self.setup.agent_child, self.child_status) {
-            // A local run exits with the command's code unless ctrl itself failed (a
-            // signal that stopped the run ends the command too, so its code still tells).
-            (Some(_), Some(status)) if code == 0 || code > 128 => status,
-            _ => code,
-        };
-        if self.setup.termination_log && code != 143 {
-            crate::sys::termlog::write_code(code);
-        }
-        self.exit = Some(code);
-    }
-
-    fn on_signals(&mut self, now: Instant) {
-        for sig in self.signals.pending() {
-            if sig == signals::SIGCHLD {
-                self.reap_child(now);
-            } else {
-                eprintln!("ctrl: signal {sig}: delivering queued logs, then exiting");
-                // A local run's agent is our child: pass the signal on so the command
-                // (in its own process group) is stopped too, not orphaned.
-                if let Some(child) = &self.setup.agent_child {
-                    if let (Some(pid), Some(signal)) = (
-                        rustix::process::Pid::from_raw(child.id() as i32),
-                        rustix::process::Signal::from_named_raw(sig),
-                    ) {
-                        let _ = rustix::process::kill_process(pid, signal);
-                    }
-                }
-                self.drain(128 + sig, now);
-            }
-        }
-    }
-
-    fn reap_child(&mut self, now: Instant) {
+    pub(super) fn reap_child(&mut self, now: Instant) {
         let Some(child) = self.setup.agent_child.as_mut() else {
             return;
         };
@@ -515,7 +479,8 @@ impl Ctrl {
             }
             Action::Restart => {
                 self.log(IoType::OsmoCtrl, "Receive restart action");
-                if self.phase == Phase::Running {
+                // Not while the task stops on a signal.
+                if self.phase == Phase::Running && self.signal_stop.is_none() {
                     self.agent.send(&Message::new(MsgType::UserStop));
                     self.phase = Phase::Stopping;
                 }
@@ -569,28 +534,8 @@ impl Ctrl {
             }
             Timer::GreetingGrace => self.agent_known = true,
             Timer::LiveUpload => self.on_live_timer(now),
-            Timer::DrainDeadline => {
-                if let Phase::Draining { code } = self.phase {
-                    if self.queue.undelivered() > 0 {
-                        eprintln!(
-                            "ctrl: exiting with {} records undelivered",
-                            self.queue.undelivered()
-                        );
-                    }
-                    if self.queue.has_spilled() {
-                        eprintln!(
-                            "ctrl: exiting with lines in the journal; the next ctrl sends them"
-                        );
-                    }
-                    if let Some(child) = self.setup.agent_child.as_mut() {
-                        if self.child_status.is_none() {
-                            let _ = child.kill();
-                            let _ = child.wait();
-                        }
-                    }
-                    self.finish(code);
-                }
-            }
+            Timer::DrainDeadline => self.on_drain_deadline(),
+            Timer::SignalDeadline => self.on_signal_deadline(),
         }
     }
 
@@ -609,16 +554,9 @@ impl Ctrl {
             {
                 self.begin(now)
             }
-            Phase::Draining { code } => {
-                let delivered = self.queue.is_drained() || self.uplink_gone;
-                // An agent still waiting for ExecStart must hear CtrlFailed, or it would
-                // wait for a start that never comes.
-                let agent_told = self.exec_started || self.agent.has_heard_everything();
-                let child_done = self.setup.agent_child.is_none() || self.child_status.is_some();
-                if delivered && agent_told && child_done {
-                    self.uplink.stop(&mut self.net, poll.registry(), now);
-                    self.finish(code);
-                }
+            Phase::Draining { code } if self.drained() => {
+                self.uplink.stop(&mut self.net, poll.registry(), now);
+                self.finish(code);
             }
             _ => {}
         }
