@@ -1,8 +1,8 @@
 //! The task lifecycle of PROTOCOL.md §7, as one event-loop handler: accept the agent and
 //! open the uplink, hold the barrier, start the command, forward its output, then send
-//! LOG_DONE and exit once the service has everything. Restart is handled here too; the
-//! data phases are hooks in [`super::data`]; failures and signals end in a drain
-//! (`lifecycle/drain.rs`).
+//! LOG_DONE and exit once the service has everything. The data phases are hooks in
+//! [`super::data`]; the command's start, barrier and restart are in `lifecycle/command.rs`;
+//! failures and signals end in a drain (`lifecycle/drain.rs`).
 //!
 //! A restarted ctrl learns from the agent's greeting that the command already runs (or
 //! ended): it then sends no ExecStart and goes straight to forwarding the output the
@@ -37,8 +37,6 @@ pub const SERVICE: Token = Token(3);
 /// Wakes the loop when the data plane has a report.
 pub const DATA: Token = Token(4);
 
-/// The barrier message is sent again this often until the group is ready.
-const BARRIER_RESEND: Duration = Duration::from_secs(300);
 /// LOG_DONE is sent again this often (once everything before it was acknowledged).
 const LOG_DONE_RESEND: Duration = Duration::from_secs(5);
 /// How long after the agent connects ctrl waits for a sidewire greeting before treating
@@ -149,6 +147,7 @@ pub struct Ctrl {
 const INPUTS_PHASE: &str = "inputs";
 const OUTPUTS_PHASE: &str = "outputs";
 
+mod command;
 mod drain;
 mod live_upload;
 mod transfers;
@@ -363,9 +362,7 @@ impl Ctrl {
                 self.on_exec_done(now);
             }
             MsgType::ExecFinished => self.on_exec_done(now),
-            MsgType::UserStopFinished if self.phase == Phase::Stopping => {
-                self.after_barrier_or_start(true, now)
-            }
+            MsgType::UserStopFinished => self.on_command_stopped(now),
             MsgType::Hello => {
                 if let Some(hello) = m.hello {
                     self.on_hello(hello);
@@ -394,19 +391,7 @@ impl Ctrl {
             });
             self.agent.send(&answer);
         }
-        if self.phase != Phase::Starting {
-            return;
-        }
-        // A restarted ctrl: the command ran under the old one; never start it twice.
-        let what = match hello.state {
-            AgentState::Idle => return,
-            AgentState::Running => "the command is still running".to_string(),
-            AgentState::Finished { code } => format!("the command ended with code {code}"),
-        };
-        self.log(IoType::OsmoCtrl, format!("ctrl restarted; {what}"));
-        self.exec_started = true;
-        self.phase = Phase::Running;
-        self.start_live_uploads(Instant::now());
+        self.on_agent_state(hello.state);
     }
 
     /// Acknowledges the agent's messages whose records the service now has.
@@ -422,34 +407,6 @@ impl Ctrl {
         ack.acked = acked;
         self.agent.send(&ack);
         self.agent.flush();
-    }
-
-    /// Enters the barrier if there is one, else (re)starts the command.
-    fn after_barrier_or_start(&mut self, restart: bool, now: Instant) {
-        match self.setup.barrier.clone() {
-            Some(name) => {
-                self.log(IoType::OsmoCtrl, "Waiting for group ready ...");
-                self.queue.push(Record::Barrier { name });
-                self.uplink.flush();
-                self.timers.set(Timer::BarrierResend, now + BARRIER_RESEND);
-                self.phase = Phase::Barrier { restart };
-            }
-            None => self.start_command(restart),
-        }
-    }
-
-    fn start_command(&mut self, restart: bool) {
-        let mut message = Message::new(if restart {
-            MsgType::UserStart
-        } else {
-            MsgType::ExecStart
-        });
-        message.output_folder = self.setup.output_path.clone();
-        self.agent.send(&message);
-        self.exec_started = true;
-        self.phase = Phase::Running;
-        self.journaled(|j| j.set_command_state(CommandState::Running));
-        self.start_live_uploads(Instant::now());
     }
 
     fn on_link(&mut self, event: LinkEvent, now: Instant) {
@@ -470,21 +427,8 @@ impl Ctrl {
                 self.timers.cancel(Timer::LogDoneResend);
                 self.drain(0, now);
             }
-            Action::Barrier => {
-                if let Phase::Barrier { restart } = self.phase {
-                    self.timers.cancel(Timer::BarrierResend);
-                    self.log(IoType::OsmoCtrl, "Group ready");
-                    self.start_command(restart);
-                }
-            }
-            Action::Restart => {
-                self.log(IoType::OsmoCtrl, "Receive restart action");
-                // Not while the task stops on a signal.
-                if self.phase == Phase::Running && self.signal_stop.is_none() {
-                    self.agent.send(&Message::new(MsgType::UserStop));
-                    self.phase = Phase::Stopping;
-                }
-            }
+            Action::Barrier => self.on_group_ready(),
+            Action::Restart => self.on_restart_action(),
             Action::Unknown(name) => eprintln!("ctrl: ignoring unknown action {name:?}"),
             other => eprintln!("ctrl: action {other:?} is not supported yet"),
         }
@@ -500,14 +444,7 @@ impl Ctrl {
                     self.timers.set(Timer::Flush, now + self.setup.logs_period);
                 }
             }
-            Timer::BarrierResend => {
-                if let (Phase::Barrier { .. }, Some(name)) =
-                    (&self.phase, self.setup.barrier.clone())
-                {
-                    self.queue.push(Record::Barrier { name });
-                    self.timers.set(Timer::BarrierResend, now + BARRIER_RESEND);
-                }
-            }
+            Timer::BarrierResend => self.on_barrier_resend(now),
             Timer::LogDoneResend => {
                 if self.phase == Phase::Finishing {
                     // Only once all before it was acknowledged, so copies never pile up.
@@ -543,11 +480,7 @@ impl Ctrl {
     fn step_phase(&mut self, poll: &Poll, now: Instant) {
         match self.phase {
             Phase::Starting if self.uplink_opened && self.finished_before => {
-                self.log(IoType::OsmoCtrl, "The command finished before a restart");
-                self.timers.cancel(Timer::AgentDeadline);
-                self.exec_started = true;
-                self.phase = Phase::Running;
-                self.on_exec_done(now);
+                self.resume_after_command(now)
             }
             Phase::Starting
                 if self.agent.is_connected() && self.uplink_opened && self.agent_known =>
