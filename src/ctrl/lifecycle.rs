@@ -130,9 +130,9 @@ pub struct Ctrl {
     /// What an earlier ctrl of this task finished (phases, the command's end); shared
     /// with the queue, which keeps undelivered lines there.
     journal: Option<Rc<Journal>>,
-    /// An earlier ctrl of this task saw the command finish: the agent may be gone, so
-    /// ctrl goes on to the uploads without it.
-    finished_before: bool,
+    /// An earlier ctrl of this task saw the command finish with this code: the agent may
+    /// be gone, so ctrl goes on to the uploads without it.
+    finished_before: Option<i32>,
     /// The agent asked for acknowledgements.
     acks: Option<AckTracker>,
     /// The agent said something, or had time to greet: it is known what it does.
@@ -193,9 +193,10 @@ impl Ctrl {
                 eprintln!("ctrl: {e}");
             }
         }
-        let finished_before = journal
-            .as_ref()
-            .is_some_and(|j| matches!(j.command_state(), Ok(CommandState::Finished { .. })));
+        let finished_before = journal.as_ref().and_then(|j| match j.command_state() {
+            Ok(CommandState::Finished { exit_code }) => Some(exit_code),
+            _ => None,
+        });
         let mut timers = Timers::default();
         timers.set(Timer::AgentDeadline, now + setup.unix_timeout);
         let mut queue = LogQueue::new(setup.logs_buffer_size, setup.logs_buffer_bytes);
@@ -358,10 +359,11 @@ impl Ctrl {
             MsgType::MessageErr => self.log(IoType::Stderr, m.message_err),
             MsgType::MessageOps => self.log(IoType::OsmoCtrl, m.message_ops),
             MsgType::ExecFailed => {
+                let code = command::failed_exit_code(&m.message_err);
                 self.log(IoType::Stderr, m.message_err);
-                self.on_exec_done(now);
+                self.on_exec_done(code, now);
             }
-            MsgType::ExecFinished => self.on_exec_done(now),
+            MsgType::ExecFinished => self.on_exec_done(0, now),
             MsgType::UserStopFinished => self.on_command_stopped(now),
             MsgType::Hello => {
                 if let Some(hello) = m.hello {
@@ -479,14 +481,11 @@ impl Ctrl {
     /// Moves the lifecycle forward when its conditions hold.
     fn step_phase(&mut self, poll: &Poll, now: Instant) {
         match self.phase {
-            Phase::Starting if self.uplink_opened && self.finished_before => {
-                self.resume_after_command(now)
-            }
-            Phase::Starting
-                if self.agent.is_connected() && self.uplink_opened && self.agent_known =>
-            {
-                self.begin(now)
-            }
+            Phase::Starting if self.uplink_opened => match self.finished_before {
+                Some(code) => self.resume_after_command(code, now),
+                None if self.agent.is_connected() && self.agent_known => self.begin(now),
+                None => {}
+            },
             Phase::Draining { code } if self.drained() => {
                 self.uplink.stop(&mut self.net, poll.registry(), now);
                 self.finish(code);

@@ -1,6 +1,7 @@
 //! The user command as ctrl drives it: the group barrier before it, ExecStart, the
-//! service's restart action (stop, barrier again, start again), and a restarted ctrl
-//! learning that the command already ran.
+//! service's restart action (stop, barrier again, start again), a restarted ctrl learning
+//! from the agent's greeting that the command already ran, and the exit code a failed
+//! command's report carries.
 
 use std::time::{Duration, Instant};
 
@@ -93,11 +94,91 @@ impl Ctrl {
 
     /// An earlier ctrl of this task recorded the command's end: the agent may be gone, so
     /// ctrl goes on to the uploads without it.
-    pub(super) fn resume_after_command(&mut self, now: Instant) {
+    pub(super) fn resume_after_command(&mut self, exit_code: i32, now: Instant) {
         self.log(IoType::OsmoCtrl, "The command finished before a restart");
         self.timers.cancel(Timer::AgentDeadline);
         self.exec_started = true;
         self.phase = Phase::Running;
-        self.on_exec_done(now);
+        self.on_exec_done(exit_code, now);
+    }
+}
+
+/// The exit code an ExecFailed report stands for, from its text: `exit status N` (N),
+/// `signal: NAME` (128 + the signal's number), as Go's and sidewire's agents word them;
+/// a command that could not start is 127 (as the agent exits), anything else 1.
+pub(super) fn failed_exit_code(message_err: &str) -> i32 {
+    const SIGNALS: &[(&str, i32)] = &[
+        ("hangup", 1),
+        ("interrupt", 2),
+        ("quit", 3),
+        ("illegal instruction", 4),
+        ("trace/breakpoint trap", 5),
+        ("aborted", 6),
+        ("bus error", 7),
+        ("floating point exception", 8),
+        ("killed", 9),
+        ("user defined signal 1", 10),
+        ("segmentation fault", 11),
+        ("user defined signal 2", 12),
+        ("broken pipe", 13),
+        ("alarm clock", 14),
+        ("terminated", 15),
+    ];
+    let text = message_err.trim_end();
+    if let Some((_, rest)) = text.rsplit_once("exit status ") {
+        if let Ok(code) = rest.trim().parse::<u8>() {
+            return i32::from(code);
+        }
+    }
+    if let Some((_, rest)) = text.rsplit_once("signal: ") {
+        let name = rest.trim_end_matches(" (core dumped)");
+        let number = SIGNALS
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|&(_, number)| number)
+            .or_else(|| {
+                name.strip_prefix("signal ")?
+                    .parse::<u8>()
+                    .ok()
+                    .map(i32::from)
+            });
+        if let Some(number) = number.filter(|n| (1..=64).contains(n)) {
+            return 128 + number;
+        }
+    }
+    if text.contains("cannot start") {
+        return 127;
+    }
+    1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::failed_exit_code;
+
+    #[test]
+    fn a_failed_commands_code_comes_from_its_report() {
+        let cases = [
+            ("Command failed with error: exit status 3\n", 3),
+            ("Command failed with error: exit status 255", 255),
+            ("Command failed with error: signal: terminated\n", 143),
+            (
+                "Command failed with error: signal: killed (core dumped)\n",
+                137,
+            ),
+            ("Command failed with error: signal: signal 34\n", 162),
+            (
+                "Command failed with error: cannot start \"nope\": No such file or directory\n",
+                127,
+            ),
+            // Out of range or unknown: a failure all the same, never 0.
+            ("Command failed with error: exit status 99999\n", 1),
+            ("Command failed with error: signal: signal 0\n", 1),
+            ("Command failed with error: signal: lost\n", 1),
+            ("", 1),
+        ];
+        for (text, want) in cases {
+            assert_eq!(failed_exit_code(text), want, "{text:?}");
+        }
     }
 }

@@ -66,7 +66,7 @@ impl Ctrl {
         };
         self.signal_stop = Some(stop);
         self.timers.set(Timer::SignalDeadline, stop.deadline);
-        let command_ran = self.exec_started || self.finished_before;
+        let command_ran = self.exec_started || self.finished_before.is_some();
         let stopping_now = match self.phase {
             Phase::Starting => !command_ran,
             Phase::Downloading | Phase::Barrier { .. } | Phase::Stopping => true,
