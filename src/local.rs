@@ -111,6 +111,7 @@ fn prepare(args: &RunArgs) -> Result<(Setup, String), String> {
         unix_timeout: Duration::from_secs(60),
         agent_child: Some(child),
         termination_log: false,
+        drain_timeout: args.drain_timeout,
     };
     Ok((setup, args.name.clone()))
 }

@@ -300,3 +300,36 @@ fn ctrl_killed_twenty_times_while_the_command_runs_loses_no_line_and_runs_it_onc
     eprintln!("20 kills, {duplicates} lines sent twice");
     assert_eq!(service.violations(), Vec::<String>::new());
 }
+
+#[test]
+fn a_failed_commands_exit_code_is_journaled_and_kept_by_a_restarted_ctrl() {
+    use sidewire::data::journal::{CommandState, Journal};
+
+    for (script, code) in [("exit 3", 3), ("kill -TERM $$", 143)] {
+        let cfg = ServiceConfig::default();
+        let service = OsmoService::start(cfg.clone());
+        let dir = pod_dir(&format!("exit-code-{code}"));
+        let journal = dir.join("journal/journal.db");
+        let flags = ["-journal", journal.to_str().unwrap()];
+        let mut pod = Pod {
+            dir: dir.clone(),
+            ctrl: Pod::start_ctrl(&dir, &cfg, service.port(), &flags),
+            agent: Some(start_agent(&dir, script)),
+        };
+        let recorded = || Journal::open(&journal).unwrap().command_state().unwrap();
+        assert_eq!(wait_exit(&mut pod.ctrl, LONG), Some(0), "{script}");
+        assert_eq!(
+            recorded(),
+            CommandState::Finished { exit_code: code },
+            "{script}"
+        );
+        // A ctrl started again finds the command's end in the journal and keeps its code.
+        pod.ctrl = Pod::start_ctrl(&dir, &cfg, service.port(), &flags);
+        assert_eq!(wait_exit(&mut pod.ctrl, LONG), Some(0), "{script}");
+        assert_eq!(
+            recorded(),
+            CommandState::Finished { exit_code: code },
+            "{script} after a restart"
+        );
+    }
+}

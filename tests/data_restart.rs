@@ -49,6 +49,9 @@ fn start_ctrl(dir: &Path, cfg: &ServiceConfig, port: u16, endpoint_creds: &Path)
             &journal.display().to_string(),
             "-dataConcurrency",
             &CONCURRENCY.to_string(),
+            // A SIGTERM lets the upload go on this long before ctrl exits.
+            "-drainTimeout",
+            "2",
         ],
     )
 }
@@ -101,7 +104,7 @@ fn ctrl_killed_twenty_times_during_a_2_gib_upload_sends_no_finished_part_twice()
             finished_early = true;
             break;
         }
-        // The last interruption is a SIGTERM: ctrl must stop within a few seconds too.
+        // The last interruption is a SIGTERM: ctrl must stop by its drain deadline too.
         if round == 19 {
             let pid = ctrl.id().to_string();
             std::process::Command::new("kill")

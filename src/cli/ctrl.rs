@@ -61,7 +61,15 @@ pub struct CtrlArgs {
     /// sidewire's own: while the command runs, upload output files unchanged for this
     /// long (zero: only after the command).
     pub upload_while_running: Duration,
+    /// sidewire's own: after SIGTERM or SIGINT, how long ctrl goes on uploading outputs
+    /// and delivering logs before it exits.
+    pub drain_timeout: Duration,
 }
+
+/// `-drainTimeout` (ctrl's and `sidewire run`'s): below the pod's default 30 s
+/// `terminationGracePeriodSeconds`, so ctrl exits on its own before the SIGKILL.
+pub const DRAIN_TIMEOUT_DEFAULT: &str = "25";
+pub const DRAIN_TIMEOUT_HELP: &str = "Seconds ctrl goes on after SIGTERM or SIGINT: a running command is left to end (it gets the signal), outputs are uploaded and logs delivered; exit 0 if all was delivered in time, else 128+signal (or the failure's code); a signal before the command started stops at once, a second signal exits at once.";
 
 impl CtrlArgs {
     /// Every flag the sidecar accepts, with upstream's names and defaults.
@@ -99,6 +107,7 @@ impl CtrlArgs {
         FlagDef::new("journal", FlagKind::Str, "/osmo/data/.sidewire/journal.db", "Transfer journal on the shared data volume; empty for none."),
         FlagDef::new("dataConcurrency", FlagKind::Int, "0", "Requests in flight per transfer; 0 = 4 per CPU_COUNT."),
         FlagDef::new("uploadWhileRunning", FlagKind::Int, "0", "Seconds an output file must be unchanged to upload it while the command runs; 0 = off (needs the journal)."),
+        FlagDef::new("drainTimeout", FlagKind::Int, DRAIN_TIMEOUT_DEFAULT, DRAIN_TIMEOUT_HELP),
     ];
 
     /// Parses the sidecar's arguments (without the program name). Arguments
@@ -140,6 +149,7 @@ impl CtrlArgs {
             journal: p.str("journal").into(),
             data_concurrency: usize::try_from(p.int("dataConcurrency")).unwrap_or(0),
             upload_while_running: goflag::seconds(p.int("uploadWhileRunning")),
+            drain_timeout: goflag::seconds(p.int("drainTimeout")),
         })
     }
 

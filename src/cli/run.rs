@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::ctrl::DRAIN_TIMEOUT_DEFAULT;
 use super::goflag::{self, FlagDef, FlagError, FlagKind};
 
 /// Shown when the command is missing.
@@ -27,6 +28,8 @@ pub struct RunArgs {
     pub name: String,
     /// Upload output files unchanged for this long while the command runs (zero: off).
     pub upload_while_running: Duration,
+    /// After SIGTERM or SIGINT, how long the run goes on uploading outputs (`-drainTimeout`).
+    pub drain_timeout: Duration,
     /// The program and its arguments; never empty.
     pub command: Vec<String>,
 }
@@ -43,6 +46,7 @@ impl RunArgs {
         FlagDef::new("logsPeriod", FlagKind::Int, "100", "Milliseconds between log flushes."),
         FlagDef::new("name", FlagKind::Str, "task", "Task name."),
         FlagDef::new("uploadWhileRunning", FlagKind::Int, "0", "Seconds an output file must be unchanged to upload it while the command runs; 0 = off."),
+        FlagDef::new("drainTimeout", FlagKind::Int, DRAIN_TIMEOUT_DEFAULT, "Seconds the run goes on after SIGTERM or SIGINT (passed to the command) to upload outputs; a second signal exits at once."),
     ];
 
     /// Parses `sidewire run`'s arguments (after `run`). The command is what
@@ -61,6 +65,7 @@ impl RunArgs {
             logs_period: goflag::millis_at_least_one(p.int("logsPeriod")),
             name: p.str("name").to_owned(),
             upload_while_running: goflag::seconds(p.int("uploadWhileRunning")),
+            drain_timeout: goflag::seconds(p.int("drainTimeout")),
             command: p.positional().to_vec(),
         })
     }

@@ -1,7 +1,8 @@
 //! The task lifecycle of PROTOCOL.md §7, as one event-loop handler: accept the agent and
 //! open the uplink, hold the barrier, start the command, forward its output, then send
-//! LOG_DONE and exit once the service has everything. Restart and failures are handled
-//! here too; the data phases are hooks in [`super::data`].
+//! LOG_DONE and exit once the service has everything. The data phases are hooks in
+//! [`super::data`]; the command's start, barrier and restart are in `lifecycle/command.rs`;
+//! failures and signals end in a drain (`lifecycle/drain.rs`).
 //!
 //! A restarted ctrl learns from the agent's greeting that the command already runs (or
 //! ended): it then sends no ExecStart and goes straight to forwarding the output the
@@ -36,12 +37,8 @@ pub const SERVICE: Token = Token(3);
 /// Wakes the loop when the data plane has a report.
 pub const DATA: Token = Token(4);
 
-/// The barrier message is sent again this often until the group is ready.
-const BARRIER_RESEND: Duration = Duration::from_secs(300);
 /// LOG_DONE is sent again this often (once everything before it was acknowledged).
 const LOG_DONE_RESEND: Duration = Duration::from_secs(5);
-/// How long ctrl keeps trying to deliver queued records before exiting.
-const DRAIN_GRACE: Duration = Duration::from_secs(10);
 /// How long after the agent connects ctrl waits for a sidewire greeting before treating
 /// it as an upstream agent (which says nothing until ExecStart). The sidewire agent
 /// greets at once; without the wait a restarted ctrl could start before it heard that
@@ -55,6 +52,8 @@ enum Timer {
     LogDoneResend,
     AgentDeadline,
     DrainDeadline,
+    /// A stop signal's drain ran out of time (`-drainTimeout`).
+    SignalDeadline,
     GreetingGrace,
     /// The next round of uploads while the command runs.
     LiveUpload,
@@ -103,6 +102,8 @@ pub struct Setup {
     pub agent_child: Option<Child>,
     /// Whether to write the termination log (the pod's sidecar does, a local run does not).
     pub termination_log: bool,
+    /// After SIGTERM or SIGINT, how long ctrl goes on finishing the task (`lifecycle/drain.rs`).
+    pub drain_timeout: Duration,
 }
 
 pub struct Ctrl {
@@ -129,19 +130,25 @@ pub struct Ctrl {
     /// What an earlier ctrl of this task finished (phases, the command's end); shared
     /// with the queue, which keeps undelivered lines there.
     journal: Option<Rc<Journal>>,
-    /// An earlier ctrl of this task saw the command finish: the agent may be gone, so
-    /// ctrl goes on to the uploads without it.
-    finished_before: bool,
+    /// An earlier ctrl of this task saw the command finish with this code: the agent may
+    /// be gone, so ctrl goes on to the uploads without it.
+    finished_before: Option<i32>,
     /// The agent asked for acknowledgements.
     acks: Option<AckTracker>,
     /// The agent said something, or had time to greet: it is known what it does.
     agent_known: bool,
+    /// CtrlFailed was sent: a drain waits until the agent has it.
+    agent_owed_failure: bool,
+    /// SIGTERM or SIGINT arrived: the task is finishing under a deadline.
+    signal_stop: Option<drain::SignalStop>,
 }
 
 /// Journal names of the data phases.
 const INPUTS_PHASE: &str = "inputs";
 const OUTPUTS_PHASE: &str = "outputs";
 
+mod command;
+mod drain;
 mod live_upload;
 mod transfers;
 
@@ -186,9 +193,10 @@ impl Ctrl {
                 eprintln!("ctrl: {e}");
             }
         }
-        let finished_before = journal
-            .as_ref()
-            .is_some_and(|j| matches!(j.command_state(), Ok(CommandState::Finished { .. })));
+        let finished_before = journal.as_ref().and_then(|j| match j.command_state() {
+            Ok(CommandState::Finished { exit_code }) => Some(exit_code),
+            _ => None,
+        });
         let mut timers = Timers::default();
         timers.set(Timer::AgentDeadline, now + setup.unix_timeout);
         let mut queue = LogQueue::new(setup.logs_buffer_size, setup.logs_buffer_bytes);
@@ -222,6 +230,8 @@ impl Ctrl {
             finished_before,
             acks: None,
             agent_known: false,
+            agent_owed_failure: false,
+            signal_stop: None,
         })
     }
 
@@ -242,59 +252,13 @@ impl Ctrl {
         eprintln!("ctrl: {}", failure.message);
         if !self.exec_started {
             self.agent.send(&Message::new(MsgType::CtrlFailed));
+            self.agent_owed_failure = true;
         }
         self.log(IoType::OsmoCtrl, failure.message.clone());
         self.drain(failure.code.code(), now);
     }
 
-    fn drain(&mut self, code: i32, now: Instant) {
-        self.stop_live_uploads();
-        // A transfer in flight stops here; its journal lets the next start resume it.
-        if self.transfers.take().is_some() {
-            if let Some(plane) = &self.plane {
-                plane.cancel();
-            }
-        }
-        self.phase = Phase::Draining { code };
-        self.uplink.flush();
-        self.timers.set(Timer::DrainDeadline, now + DRAIN_GRACE);
-    }
-
-    fn finish(&mut self, code: i32) {
-        let code = match (&self.setup.agent_child, self.child_status) {
-            // A local run exits with the command's code unless ctrl itself failed (a
-            // signal that stopped the run ends the command too, so its code still tells).
-            (Some(_), Some(status)) if code == 0 || code > 128 => status,
-            _ => code,
-        };
-        if self.setup.termination_log && code != 143 {
-            crate::sys::termlog::write_code(code);
-        }
-        self.exit = Some(code);
-    }
-
-    fn on_signals(&mut self, now: Instant) {
-        for sig in self.signals.pending() {
-            if sig == signals::SIGCHLD {
-                self.reap_child(now);
-            } else {
-                eprintln!("ctrl: signal {sig}: delivering queued logs, then exiting");
-                // A local run's agent is our child: pass the signal on so the command
-                // (in its own process group) is stopped too, not orphaned.
-                if let Some(child) = &self.setup.agent_child {
-                    if let (Some(pid), Some(signal)) = (
-                        rustix::process::Pid::from_raw(child.id() as i32),
-                        rustix::process::Signal::from_named_raw(sig),
-                    ) {
-                        let _ = rustix::process::kill_process(pid, signal);
-                    }
-                }
-                self.drain(128 + sig, now);
-            }
-        }
-    }
-
-    fn reap_child(&mut self, now: Instant) {
+    pub(super) fn reap_child(&mut self, now: Instant) {
         let Some(child) = self.setup.agent_child.as_mut() else {
             return;
         };
@@ -395,13 +359,12 @@ impl Ctrl {
             MsgType::MessageErr => self.log(IoType::Stderr, m.message_err),
             MsgType::MessageOps => self.log(IoType::OsmoCtrl, m.message_ops),
             MsgType::ExecFailed => {
+                let code = command::failed_exit_code(&m.message_err);
                 self.log(IoType::Stderr, m.message_err);
-                self.on_exec_done(now);
+                self.on_exec_done(code, now);
             }
-            MsgType::ExecFinished => self.on_exec_done(now),
-            MsgType::UserStopFinished if self.phase == Phase::Stopping => {
-                self.after_barrier_or_start(true, now)
-            }
+            MsgType::ExecFinished => self.on_exec_done(0, now),
+            MsgType::UserStopFinished => self.on_command_stopped(now),
             MsgType::Hello => {
                 if let Some(hello) = m.hello {
                     self.on_hello(hello);
@@ -430,19 +393,7 @@ impl Ctrl {
             });
             self.agent.send(&answer);
         }
-        if self.phase != Phase::Starting {
-            return;
-        }
-        // A restarted ctrl: the command ran under the old one; never start it twice.
-        let what = match hello.state {
-            AgentState::Idle => return,
-            AgentState::Running => "the command is still running".to_string(),
-            AgentState::Finished { code } => format!("the command ended with code {code}"),
-        };
-        self.log(IoType::OsmoCtrl, format!("ctrl restarted; {what}"));
-        self.exec_started = true;
-        self.phase = Phase::Running;
-        self.start_live_uploads(Instant::now());
+        self.on_agent_state(hello.state);
     }
 
     /// Acknowledges the agent's messages whose records the service now has.
@@ -458,34 +409,6 @@ impl Ctrl {
         ack.acked = acked;
         self.agent.send(&ack);
         self.agent.flush();
-    }
-
-    /// Enters the barrier if there is one, else (re)starts the command.
-    fn after_barrier_or_start(&mut self, restart: bool, now: Instant) {
-        match self.setup.barrier.clone() {
-            Some(name) => {
-                self.log(IoType::OsmoCtrl, "Waiting for group ready ...");
-                self.queue.push(Record::Barrier { name });
-                self.uplink.flush();
-                self.timers.set(Timer::BarrierResend, now + BARRIER_RESEND);
-                self.phase = Phase::Barrier { restart };
-            }
-            None => self.start_command(restart),
-        }
-    }
-
-    fn start_command(&mut self, restart: bool) {
-        let mut message = Message::new(if restart {
-            MsgType::UserStart
-        } else {
-            MsgType::ExecStart
-        });
-        message.output_folder = self.setup.output_path.clone();
-        self.agent.send(&message);
-        self.exec_started = true;
-        self.phase = Phase::Running;
-        self.journaled(|j| j.set_command_state(CommandState::Running));
-        self.start_live_uploads(Instant::now());
     }
 
     fn on_link(&mut self, event: LinkEvent, now: Instant) {
@@ -506,20 +429,8 @@ impl Ctrl {
                 self.timers.cancel(Timer::LogDoneResend);
                 self.drain(0, now);
             }
-            Action::Barrier => {
-                if let Phase::Barrier { restart } = self.phase {
-                    self.timers.cancel(Timer::BarrierResend);
-                    self.log(IoType::OsmoCtrl, "Group ready");
-                    self.start_command(restart);
-                }
-            }
-            Action::Restart => {
-                self.log(IoType::OsmoCtrl, "Receive restart action");
-                if self.phase == Phase::Running {
-                    self.agent.send(&Message::new(MsgType::UserStop));
-                    self.phase = Phase::Stopping;
-                }
-            }
+            Action::Barrier => self.on_group_ready(),
+            Action::Restart => self.on_restart_action(),
             Action::Unknown(name) => eprintln!("ctrl: ignoring unknown action {name:?}"),
             other => eprintln!("ctrl: action {other:?} is not supported yet"),
         }
@@ -535,14 +446,7 @@ impl Ctrl {
                     self.timers.set(Timer::Flush, now + self.setup.logs_period);
                 }
             }
-            Timer::BarrierResend => {
-                if let (Phase::Barrier { .. }, Some(name)) =
-                    (&self.phase, self.setup.barrier.clone())
-                {
-                    self.queue.push(Record::Barrier { name });
-                    self.timers.set(Timer::BarrierResend, now + BARRIER_RESEND);
-                }
-            }
+            Timer::BarrierResend => self.on_barrier_resend(now),
             Timer::LogDoneResend => {
                 if self.phase == Phase::Finishing {
                     // Only once all before it was acknowledged, so copies never pile up.
@@ -569,56 +473,22 @@ impl Ctrl {
             }
             Timer::GreetingGrace => self.agent_known = true,
             Timer::LiveUpload => self.on_live_timer(now),
-            Timer::DrainDeadline => {
-                if let Phase::Draining { code } = self.phase {
-                    if self.queue.undelivered() > 0 {
-                        eprintln!(
-                            "ctrl: exiting with {} records undelivered",
-                            self.queue.undelivered()
-                        );
-                    }
-                    if self.queue.has_spilled() {
-                        eprintln!(
-                            "ctrl: exiting with lines in the journal; the next ctrl sends them"
-                        );
-                    }
-                    if let Some(child) = self.setup.agent_child.as_mut() {
-                        if self.child_status.is_none() {
-                            let _ = child.kill();
-                            let _ = child.wait();
-                        }
-                    }
-                    self.finish(code);
-                }
-            }
+            Timer::DrainDeadline => self.on_drain_deadline(),
+            Timer::SignalDeadline => self.on_signal_deadline(),
         }
     }
 
     /// Moves the lifecycle forward when its conditions hold.
     fn step_phase(&mut self, poll: &Poll, now: Instant) {
         match self.phase {
-            Phase::Starting if self.uplink_opened && self.finished_before => {
-                self.log(IoType::OsmoCtrl, "The command finished before a restart");
-                self.timers.cancel(Timer::AgentDeadline);
-                self.exec_started = true;
-                self.phase = Phase::Running;
-                self.on_exec_done(now);
-            }
-            Phase::Starting
-                if self.agent.is_connected() && self.uplink_opened && self.agent_known =>
-            {
-                self.begin(now)
-            }
-            Phase::Draining { code } => {
-                let delivered = self.queue.is_drained() || self.uplink_gone;
-                // An agent still waiting for ExecStart must hear CtrlFailed, or it would
-                // wait for a start that never comes.
-                let agent_told = self.exec_started || self.agent.has_heard_everything();
-                let child_done = self.setup.agent_child.is_none() || self.child_status.is_some();
-                if delivered && agent_told && child_done {
-                    self.uplink.stop(&mut self.net, poll.registry(), now);
-                    self.finish(code);
-                }
+            Phase::Starting if self.uplink_opened => match self.finished_before {
+                Some(code) => self.resume_after_command(code, now),
+                None if self.agent.is_connected() && self.agent_known => self.begin(now),
+                None => {}
+            },
+            Phase::Draining { code } if self.drained() => {
+                self.uplink.stop(&mut self.net, poll.registry(), now);
+                self.finish(code);
             }
             _ => {}
         }

@@ -70,6 +70,7 @@ pub fn main(args: CtrlArgs) -> i32 {
         unix_timeout: args.unix_timeout,
         agent_child: None,
         termination_log: true,
+        drain_timeout: args.drain_timeout,
     };
     run(setup, |now| {
         Uplink::Service(Box::new(ServiceLink::new(cfg, SERVICE, now)))

@@ -27,7 +27,7 @@ fn ctrl_defaults() {
         data_timeout: Duration::from_secs(10 * 60), logs_period: Duration::from_millis(100),
         logs_buffer_size: 10000, logs_buffer_bytes: 67_108_864, logs_spill_bytes: 268_435_456,
         journal: "/osmo/data/.sidewire/journal.db".into(), data_concurrency: 0,
-        upload_while_running: Duration::ZERO,
+        upload_while_running: Duration::ZERO, drain_timeout: Duration::from_secs(25),
     };
     assert_eq!(c, want);
 }

@@ -14,13 +14,14 @@ use crate::data::store::CredentialFiles;
 use crate::proto::osmo::IoType;
 
 impl Ctrl {
-    pub(super) fn on_exec_done(&mut self, now: Instant) {
+    /// The command ended with `exit_code`: record it, then upload the outputs.
+    pub(super) fn on_exec_done(&mut self, exit_code: i32, now: Instant) {
         if !matches!(self.phase, Phase::Running | Phase::Stopping) {
             return;
         }
-        crate::note!("ctrl: exec finished");
+        crate::note!("ctrl: exec finished with code {exit_code}");
         self.stop_live_uploads();
-        self.journaled(|j| j.set_command_state(CommandState::Finished { exit_code: 0 }));
+        self.journaled(|j| j.set_command_state(CommandState::Finished { exit_code }));
         if self.journaled(|j| j.phase_done(OUTPUTS_PHASE)) == Some(true) {
             return self.outputs_done(now);
         }
