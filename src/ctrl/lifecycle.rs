@@ -177,13 +177,13 @@ impl Ctrl {
             .and_then(|path| match Journal::open(path) {
                 Ok(j) => Some(Rc::new(j)),
                 Err(e) => {
-                    eprintln!("ctrl: no journal, transfers will not resume: {e}");
+                    crate::note_error!("ctrl: no journal, transfers will not resume: {e}");
                     None
                 }
             });
         if setup.data.new_task {
             if let Some(Err(e)) = journal.as_deref().map(Journal::start_new_task) {
-                eprintln!("ctrl: {e}");
+                crate::note_error!("ctrl: {e}");
             }
         }
         let finished_before = journal
@@ -239,7 +239,7 @@ impl Ctrl {
         if matches!(self.phase, Phase::Draining { .. }) {
             return;
         }
-        eprintln!("ctrl: {}", failure.message);
+        crate::note_error!("ctrl: {}", failure.message);
         if !self.exec_started {
             self.agent.send(&Message::new(MsgType::CtrlFailed));
         }
@@ -278,7 +278,7 @@ impl Ctrl {
             if sig == signals::SIGCHLD {
                 self.reap_child(now);
             } else {
-                eprintln!("ctrl: signal {sig}: delivering queued logs, then exiting");
+                crate::note_error!("ctrl: signal {sig}: delivering queued logs, then exiting");
                 // A local run's agent is our child: pass the signal on so the command
                 // (in its own process group) is stopped too, not orphaned.
                 if let Some(child) = &self.setup.agent_child {
@@ -336,7 +336,7 @@ impl Ctrl {
     fn update_spilling(&mut self, now: Instant) {
         self.queue.set_spilling(!self.uplink.accepting(now));
         for error in self.queue.take_spill_errors() {
-            eprintln!("ctrl: {error}");
+            crate::note_error!("ctrl: {error}");
             self.log(IoType::OsmoCtrl, error);
         }
     }
@@ -520,8 +520,8 @@ impl Ctrl {
                     self.phase = Phase::Stopping;
                 }
             }
-            Action::Unknown(name) => eprintln!("ctrl: ignoring unknown action {name:?}"),
-            other => eprintln!("ctrl: action {other:?} is not supported yet"),
+            Action::Unknown(name) => crate::note_error!("ctrl: ignoring unknown action {name:?}"),
+            other => crate::note_error!("ctrl: action {other:?} is not supported yet"),
         }
     }
 }
@@ -572,13 +572,13 @@ impl Ctrl {
             Timer::DrainDeadline => {
                 if let Phase::Draining { code } = self.phase {
                     if self.queue.undelivered() > 0 {
-                        eprintln!(
+                        crate::note_error!(
                             "ctrl: exiting with {} records undelivered",
                             self.queue.undelivered()
                         );
                     }
                     if self.queue.has_spilled() {
-                        eprintln!(
+                        crate::note_error!(
                             "ctrl: exiting with lines in the journal; the next ctrl sends them"
                         );
                     }
