@@ -101,10 +101,14 @@ pub fn main(args: ExecArgs) -> i32 {
     };
     match Agent::new(args, argv, stream) {
         Ok((mut poll, mut agent)) => {
-            crate::reactor::run(&mut poll, &mut agent).unwrap_or_else(|e| {
+            let code = crate::reactor::run(&mut poll, &mut agent).unwrap_or_else(|e| {
                 crate::note_error!("osmo_exec: event loop: {e}");
                 1
-            })
+            });
+            if let Some(streams) = agent.passthrough.as_mut() {
+                passthrough::finish(streams);
+            }
+            code
         }
         Err(e) => {
             crate::note_error!("osmo_exec: {e}");
