@@ -21,7 +21,7 @@ pub fn main(args: RunArgs) -> i32 {
     match prepare(&args) {
         Ok((setup, name)) => crate::ctrl::run(setup, |_| Uplink::Terminal(Terminal::new(name))),
         Err(e) => {
-            eprintln!("sidewire run: {e}");
+            crate::note_error!("sidewire run: {e}");
             1
         }
     }

@@ -333,3 +333,64 @@ fn a_failed_commands_exit_code_is_journaled_and_kept_by_a_restarted_ctrl() {
         );
     }
 }
+
+#[test]
+fn an_agent_whose_stdout_and_stderr_nobody_reads_survives_three_ctrl_restarts() {
+    use std::process::{Command, Stdio};
+
+    let cfg = ServiceConfig::default();
+    let service = OsmoService::start(cfg.clone());
+    let dir = pod_dir("restart-unread");
+    // More than a pipe holds on stderr at once, then 30,000 numbered lines over about 5 s.
+    let script = "echo run >> marker; seq 1 20000 >&2; i=0; while [ $i -lt 30000 ]; do \
+                  i=$((i+1)); echo $i; if [ $((i % 100)) -eq 0 ]; then sleep 0.015; fi; \
+                  done; exit 6";
+    let flags = ["-logsPeriod", "200"];
+    let ctrl = Pod::start_ctrl(&dir, &cfg, service.port(), &flags);
+    // Both pipes stay open and unread for the agent's whole life: its pass-through copy
+    // and its own diagnostics (the re-dial notes) meet full pipes.
+    let agent = Command::new(dir.join("osmo_exec"))
+        .args(Pod::agent_args(&dir, script))
+        .current_dir(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start osmo_exec");
+    let mut pod = Pod {
+        dir: dir.clone(),
+        ctrl,
+        agent: Some(agent),
+    };
+    assert!(
+        service.wait_for(|m| texts_of(m, "STDOUT").len() >= 100, LONG),
+        "lines flow before the first kill"
+    );
+    for round in 0..3 {
+        std::thread::sleep(Duration::from_millis(800));
+        let agent = pod.agent.as_mut().expect("agent");
+        assert_eq!(
+            agent.try_wait().unwrap(),
+            None,
+            "the agent is alive before kill {round}"
+        );
+        kill(&mut pod.ctrl);
+        // Lines pile up in the agent while no ctrl listens.
+        std::thread::sleep(Duration::from_millis(200));
+        pod.ctrl = Pod::start_ctrl(&dir, &cfg, service.port(), &flags);
+    }
+    let mut agent = pod.agent.take().expect("agent");
+    assert_eq!(wait_exit(&mut agent, LONG), Some(6), "the command's code");
+    assert_eq!(wait_exit(&mut pod.ctrl, LONG), Some(0));
+    assert_eq!(
+        std::fs::read_to_string(dir.join("marker")).unwrap(),
+        "run\n",
+        "the command ran once"
+    );
+    assert_all_in_order(&numbers(&service), 30_000);
+    let stderr: Vec<u64> = texts_of(&service.messages(), "STDERR")
+        .iter()
+        .filter_map(|t| t.parse().ok())
+        .collect();
+    assert_all_in_order(&stderr, 20_000);
+    assert_eq!(service.violations(), Vec::<String>::new());
+}

@@ -92,7 +92,7 @@ pub fn main(args: ExecArgs) -> i32 {
     let stream = match dial(&args.socket_path, args.unix_timeout) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!(
+            crate::note_error!(
                 "osmo_exec: cannot reach ctrl at {}: {e}",
                 args.socket_path.display()
             );
@@ -101,13 +101,17 @@ pub fn main(args: ExecArgs) -> i32 {
     };
     match Agent::new(args, argv, stream) {
         Ok((mut poll, mut agent)) => {
-            crate::reactor::run(&mut poll, &mut agent).unwrap_or_else(|e| {
-                eprintln!("osmo_exec: event loop: {e}");
+            let code = crate::reactor::run(&mut poll, &mut agent).unwrap_or_else(|e| {
+                crate::note_error!("osmo_exec: event loop: {e}");
                 1
-            })
+            });
+            if let Some(streams) = agent.passthrough.as_mut() {
+                passthrough::finish(streams);
+            }
+            code
         }
         Err(e) => {
-            eprintln!("osmo_exec: {e}");
+            crate::note_error!("osmo_exec: {e}");
             1
         }
     }
@@ -264,7 +268,7 @@ impl Agent {
                     "Command failed with error: cannot start {:?}: {e}\n",
                     self.argv[0]
                 );
-                eprint!("osmo_exec: {}", failed.message_err);
+                crate::note_error!("osmo_exec: {}", failed.message_err.trim_end());
                 self.finish_command(failed, 127);
             }
         }
@@ -283,7 +287,7 @@ impl Agent {
                 self.start();
             }
             (MsgType::CtrlFailed, Phase::WaitingStart) => {
-                eprintln!("osmo_exec: ctrl failed before the command started");
+                crate::note_error!("osmo_exec: ctrl failed before the command started");
                 self.begin_exit(1);
             }
             (MsgType::UserStop, Phase::Running) => {
@@ -335,10 +339,10 @@ impl Agent {
                         match line.map(|l| l.map(Message::decode)) {
                             Some(Ok(Ok(m))) => messages.push(m),
                             Some(Ok(Err(e))) => {
-                                eprintln!("osmo_exec: ignoring a message from ctrl: {e}")
+                                crate::note_error!("osmo_exec: ignoring a message from ctrl: {e}")
                             }
                             Some(Err(e)) => {
-                                eprintln!("osmo_exec: ignoring a message from ctrl: {e}")
+                                crate::note_error!("osmo_exec: ignoring a message from ctrl: {e}")
                             }
                             None => {}
                         }
@@ -493,7 +497,7 @@ impl Agent {
         }
         if !self.output_folder.is_empty() {
             if let Err(e) = make_readable(Path::new(&self.output_folder)) {
-                eprintln!("osmo_exec: making {} readable: {e}", self.output_folder);
+                crate::note_error!("osmo_exec: making {} readable: {e}", self.output_folder);
             }
         }
         let report = if code == 0 {

@@ -5,6 +5,7 @@
 
 use std::io::{self, Write};
 use std::os::fd::BorrowedFd;
+use std::time::{Duration, Instant};
 
 use crate::sys::fd::{may_block_on_reader, set_nonblocking};
 
@@ -68,8 +69,36 @@ impl Passthrough {
         self.dropped += (rest.len() - take) as u64;
     }
 
-    pub fn dropped(&self) -> u64 {
+    /// At exit: gives a slow reader until `deadline` for what still waits, then counts
+    /// the rest as dropped; returns every byte dropped.
+    pub fn finish(&mut self, deadline: Instant) -> u64 {
+        self.flush();
+        while !self.pending.is_empty() && Instant::now() < deadline {
+            std::thread::sleep(FINISH_RETRY);
+            self.flush();
+        }
+        self.dropped += self.pending.len() as u64;
+        self.pending.clear();
         self.dropped
+    }
+}
+
+/// How often [`Passthrough::finish`] tries a full pipe again.
+const FINISH_RETRY: Duration = Duration::from_millis(10);
+/// At exit, how long a slow container log reader is given for the output still held for
+/// it: a reader that only lags gets it all, one that reads nothing delays the exit by this.
+const FINISH_WAIT: Duration = Duration::from_secs(1);
+
+/// At exit: hands the held output to a slow reader for a moment, then reports in one line
+/// how many bytes the container log missed (the task's log is fed by ctrl, not by this).
+pub fn finish(streams: &mut [Passthrough; 2]) {
+    let deadline = Instant::now() + FINISH_WAIT;
+    let dropped: u64 = streams.iter_mut().map(|p| p.finish(deadline)).sum();
+    if dropped > 0 {
+        crate::note_error!(
+            "osmo_exec: the container log missed {dropped} bytes of the command's output \
+             (its reader was too slow)"
+        );
     }
 }
 

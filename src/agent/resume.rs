@@ -45,14 +45,14 @@ impl Agent {
         self.greeting.clear();
         let delivered = matches!(self.phase, Phase::Exiting { .. }) && self.outbox.is_empty();
         if self.acks && !delivered {
-            eprintln!("osmo_exec: {why}; the command keeps running, re-dialling ctrl");
+            crate::note!("osmo_exec: {why}; the command keeps running, re-dialling ctrl");
             self.outbox.rewind();
             self.away = Some(now);
             self.redial_pause = REDIAL_FIRST_PAUSE;
             self.timers.set(Timer::Redial, now + self.redial_pause);
             return;
         }
-        eprintln!("osmo_exec: {why}; the command keeps running");
+        crate::note_error!("osmo_exec: {why}; the command keeps running");
         self.outbox.clear();
         if self.phase == Phase::WaitingStart {
             self.begin_exit(1);
@@ -74,7 +74,7 @@ impl Agent {
         });
         match stream {
             Ok(conn) => {
-                eprintln!(
+                crate::note!(
                     "osmo_exec: ctrl is back; resending from message {}",
                     self.outbox.first_seq()
                 );
@@ -89,7 +89,7 @@ impl Agent {
                 }
             }
             Err(e) if now >= since + self.args.unix_timeout => {
-                eprintln!(
+                crate::note_error!(
                     "osmo_exec: ctrl did not come back at {}: {e}; its output is dropped",
                     self.args.socket_path.display()
                 );

@@ -63,11 +63,14 @@ pub fn dispatch(argv: Vec<String>) -> i32 {
                     return 0;
                 }
                 Some(other) => {
-                    eprintln!("sidewire: unknown subcommand {other:?}\n\n{OVERVIEW}");
+                    crate::note_error!(
+                        "sidewire: unknown subcommand {other:?}\n\n{}",
+                        OVERVIEW.trim_end()
+                    );
                     return 2;
                 }
                 None => {
-                    eprint!("{OVERVIEW}");
+                    crate::note_error!("{}", OVERVIEW.trim_end());
                     return 2;
                 }
             };
@@ -117,8 +120,8 @@ fn with_args<A>(
             0
         }
         Err(e) => {
-            eprintln!("{name}: {e}");
-            eprint!("{}", usage());
+            crate::note_error!("{name}: {e}");
+            crate::note_error!("{}", usage().trim_end());
             2
         }
     }

@@ -150,12 +150,12 @@ impl AgentLink {
                 }
                 // Further connections are exec sessions (a later feature): refuse them clearly.
                 Ok((conn, _)) => {
-                    eprintln!("ctrl: refusing an extra agent connection (exec sessions are not supported yet)");
+                    crate::note_error!("ctrl: refusing an extra agent connection (exec sessions are not supported yet)");
                     drop(conn);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) => {
-                    eprintln!("ctrl: accept on {}: {e}", self.path.display());
+                    crate::note_error!("ctrl: accept on {}: {e}", self.path.display());
                     return;
                 }
             }

@@ -184,13 +184,13 @@ impl Ctrl {
             .and_then(|path| match Journal::open(path) {
                 Ok(j) => Some(Rc::new(j)),
                 Err(e) => {
-                    eprintln!("ctrl: no journal, transfers will not resume: {e}");
+                    crate::note_error!("ctrl: no journal, transfers will not resume: {e}");
                     None
                 }
             });
         if setup.data.new_task {
             if let Some(Err(e)) = journal.as_deref().map(Journal::start_new_task) {
-                eprintln!("ctrl: {e}");
+                crate::note_error!("ctrl: {e}");
             }
         }
         let finished_before = journal.as_ref().and_then(|j| match j.command_state() {
@@ -249,7 +249,7 @@ impl Ctrl {
         if matches!(self.phase, Phase::Draining { .. }) {
             return;
         }
-        eprintln!("ctrl: {}", failure.message);
+        crate::note_error!("ctrl: {}", failure.message);
         if !self.exec_started {
             self.agent.send(&Message::new(MsgType::CtrlFailed));
             self.agent_owed_failure = true;
@@ -300,7 +300,7 @@ impl Ctrl {
     fn update_spilling(&mut self, now: Instant) {
         self.queue.set_spilling(!self.uplink.accepting(now));
         for error in self.queue.take_spill_errors() {
-            eprintln!("ctrl: {error}");
+            crate::note_error!("ctrl: {error}");
             self.log(IoType::OsmoCtrl, error);
         }
     }
@@ -431,8 +431,8 @@ impl Ctrl {
             }
             Action::Barrier => self.on_group_ready(),
             Action::Restart => self.on_restart_action(),
-            Action::Unknown(name) => eprintln!("ctrl: ignoring unknown action {name:?}"),
-            other => eprintln!("ctrl: action {other:?} is not supported yet"),
+            Action::Unknown(name) => crate::note_error!("ctrl: ignoring unknown action {name:?}"),
+            other => crate::note_error!("ctrl: action {other:?} is not supported yet"),
         }
     }
 }

@@ -89,7 +89,9 @@ fn journal_path(flag: &std::path::Path) -> Option<std::path::PathBuf> {
     match crate::sys::private::private_dir(folder) {
         Ok(()) => Some(flag.to_path_buf()),
         Err(e) => {
-            eprintln!("ctrl: no transfer journal ({e}); transfers will not resume after a restart");
+            crate::note_error!(
+                "ctrl: no transfer journal ({e}); transfers will not resume after a restart"
+            );
             None
         }
     }
@@ -99,7 +101,7 @@ fn journal_path(flag: &std::path::Path) -> Option<std::path::PathBuf> {
 pub fn run(setup: Setup, make_uplink: impl FnOnce(Instant) -> Uplink) -> i32 {
     let termination_log = setup.termination_log;
     let fail = |failure: Failure| {
-        eprintln!("ctrl: {}", failure.message);
+        crate::note_error!("ctrl: {}", failure.message);
         if termination_log {
             crate::sys::termlog::write_code(failure.code.code());
         }

@@ -322,7 +322,7 @@ impl ServiceLink {
     /// Schedules the next try: delay uniform in [b/2, b), b = 2^min(tries, 5) seconds.
     fn retry(&mut self, now: Instant, ctx: &mut NetCtx, why: Option<String>) {
         if let Some(why) = why {
-            eprintln!("ctrl: service link try {} failed: {why}", self.tries + 1);
+            crate::note_error!("ctrl: service link try {} failed: {why}", self.tries + 1);
         }
         let b = f64::from(1u32 << self.tries.min(5));
         self.tries = self.tries.saturating_add(1);
@@ -362,7 +362,7 @@ impl ServiceLink {
             ));
         }
         if let Some(why) = lost {
-            eprintln!("ctrl: service link lost: {why}");
+            crate::note_error!("ctrl: service link lost: {why}");
             queue.requeue_inflight();
             self.down_since = now;
             self.state = State::Waiting { until: now };
@@ -421,7 +421,7 @@ fn read_refresh_token(path: &std::path::Path) -> std::io::Result<String> {
 fn push_action(events: &mut VecDeque<LinkEvent>, payload: &[u8]) {
     match osmo::parse_action(payload) {
         Ok(action) => events.push_back(LinkEvent::Action(action)),
-        Err(e) => eprintln!("ctrl: ignoring a service message: {e}"),
+        Err(e) => crate::note_error!("ctrl: ignoring a service message: {e}"),
     }
 }
 

@@ -133,7 +133,7 @@ impl Terminal {
             if let Err(e) = out.write_all(&self.line) {
                 // The terminal is gone; the run goes on and its exit code still tells the outcome.
                 if e.kind() != std::io::ErrorKind::BrokenPipe {
-                    eprintln!("sidewire: writing to stdout: {e}");
+                    crate::note_error!("sidewire: writing to stdout: {e}");
                 }
             }
         }

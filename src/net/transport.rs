@@ -24,11 +24,13 @@ pub fn client_config() -> Result<Arc<rustls::ClientConfig>, String> {
                         .map_err(|e| e.to_string())
                         .and_then(|c| roots.add(c).map_err(|e| e.to_string()));
                     if let Err(e) = added {
-                        eprintln!("sidewire: SSL_CERT_FILE {path}: skipping a certificate: {e}");
+                        crate::note_error!(
+                            "sidewire: SSL_CERT_FILE {path}: skipping a certificate: {e}"
+                        );
                     }
                 }
             }
-            Err(e) => eprintln!(
+            Err(e) => crate::note_error!(
                 "sidewire: SSL_CERT_FILE {path} cannot be read ({e}); using the built-in roots"
             ),
         }

@@ -21,6 +21,6 @@ pub fn write_code(code: i32) {
         .open(&path)
         .and_then(|mut f| write!(f, "{{\"code\":{code}}}"));
     if let Err(e) = result {
-        eprintln!("sidewire: cannot write termination log {path}: {e}");
+        crate::note_error!("sidewire: cannot write termination log {path}: {e}");
     }
 }

@@ -65,22 +65,35 @@ impl Pod {
 
     /// Starts the agent running `sh -c script`; its stdout is captured.
     pub fn start_agent(dir: &Path, script: &str) -> Child {
-        Command::new(dir.join("osmo_exec"))
-            .args([
-                "-socketPath",
-                &dir.join("ctrl.sock").display().to_string(),
-                "-unixTimeout",
-                "1",
-            ])
-            .args([
-                "-historyFilePath",
-                &dir.join("history").display().to_string(),
-            ])
-            .args(["-commands", "sh", "-args", "-c", "-args", script])
+        let mut command = Command::new(dir.join("osmo_exec"));
+        command
+            .args(Pod::agent_args(dir, script))
             .current_dir(dir)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start osmo_exec")
+            .stdout(Stdio::piped());
+        command.spawn().expect("start osmo_exec")
+    }
+
+    /// The flags [`start_agent`](Self::start_agent) passes to `osmo_exec`, for a test
+    /// that starts the agent another way (its stderr captured, or in a new namespace).
+    pub fn agent_args(dir: &Path, script: &str) -> Vec<String> {
+        let socket = dir.join("ctrl.sock").display().to_string();
+        let history = dir.join("history").display().to_string();
+        [
+            "-socketPath",
+            &socket,
+            "-unixTimeout",
+            "1",
+            "-historyFilePath",
+            &history,
+            "-commands",
+            "sh",
+            "-args",
+            "-c",
+            "-args",
+            script,
+        ]
+        .map(String::from)
+        .to_vec()
     }
 
     pub fn start(name: &str, cfg: &ServiceConfig, port: u16, script: &str, extra: &[&str]) -> Pod {

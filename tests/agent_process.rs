@@ -1,0 +1,71 @@
+//! The agent as a process of the user container: its own stdout and stderr (the container
+//! log), what the command leaves behind, and the children it must reap as PID 1.
+
+mod common;
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::pod::{pod_dir, wait_exit, Pod};
+use common::{OsmoService, ServiceConfig};
+
+const LONG: Duration = Duration::from_secs(90);
+
+#[test]
+fn output_the_container_log_could_not_take_is_reported_to_the_byte_at_the_end() {
+    let cfg = ServiceConfig::default();
+    let service = OsmoService::start(cfg.clone());
+    let dir = pod_dir("passthrough-drops");
+    // About 2.7 MB on stdout: far more than a pipe and the pass-through budget hold.
+    let lines = 400_000u64;
+    let total: u64 = (1..=lines).map(|i| i.to_string().len() as u64 + 1).sum();
+    let ctrl = Pod::start_ctrl(&dir, &cfg, service.port(), &[]);
+    // stdout is read only after the agent exits; stderr is read all along.
+    let mut agent = Command::new(dir.join("osmo_exec"))
+        .args(Pod::agent_args(&dir, &format!("seq 1 {lines}")))
+        .current_dir(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start osmo_exec");
+    let mut stderr = agent.stderr.take().expect("stderr");
+    let diagnostics = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    let mut pod = Pod {
+        dir,
+        ctrl,
+        agent: Some(agent),
+    };
+    let agent = pod.agent.as_mut().expect("agent");
+    assert_eq!(wait_exit(agent, LONG), Some(0));
+    let mut passed = Vec::new();
+    agent
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_end(&mut passed)
+        .expect("read stdout");
+    let diagnostics = diagnostics.join().expect("stderr reader");
+
+    let reports: Vec<&str> = diagnostics
+        .lines()
+        .filter(|l| l.contains("bytes of the command's output"))
+        .collect();
+    assert_eq!(reports.len(), 1, "{diagnostics}");
+    let dropped: u64 = reports[0]
+        .split_whitespace()
+        .find_map(|w| w.parse().ok())
+        .expect("a byte count");
+    assert!(dropped > 0, "{diagnostics}");
+    assert_eq!(
+        passed.len() as u64 + dropped,
+        total,
+        "every byte either reached the container log or is counted"
+    );
+    assert_eq!(wait_exit(&mut pod.ctrl, LONG), Some(0));
+    assert_eq!(service.violations(), Vec::<String>::new());
+}
