@@ -356,14 +356,16 @@ impl S3Job {
                 }
                 Err(e) => self.bad_answer(sh, id, e, now),
             },
-            Purpose::ListParts { file, .. } => match s3::parse_list_parts(&resp.body) {
-                Ok(page) => {
+            Purpose::ListParts { file, marker } => match s3::parse_list_parts(&resp.body)
+                .and_then(|page| Ok((page.next_after(marker)?, page)))
+            {
+                Ok((next, page)) => {
                     self.finished(id);
                     let f = &mut self.upload().files[file];
                     for p in page.parts {
                         f.listed.insert(p.number, (p.etag, p.size));
                     }
-                    match page.next_marker {
+                    match next {
                         Some(marker) => self.queue(Purpose::ListParts {
                             file,
                             marker: Some(marker),
