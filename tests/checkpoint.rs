@@ -4,6 +4,8 @@
 // The real S3 server (s3s-fs, SigV4-checking) for the S3 checkpoint.
 #[path = "common/s3_server.rs"]
 mod s3_server;
+#[path = "data_plane/support.rs"]
+mod support;
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
@@ -213,5 +215,31 @@ fn checkpoints_upload_to_a_real_s3_server_with_the_user_credentials() {
         !s3.object_path("bucket", "run/ckpt/debug.log").exists(),
         "the regex leaves debug.log out"
     );
+    let _ = std::fs::remove_dir_all(&work);
+}
+
+/// A checkpoint folder holding links out of it: each is skipped and named, its in-folder
+/// link uploads as its target, and no secret byte reaches the store.
+#[test]
+fn a_checkpoint_skips_links_out_of_its_folder_and_names_them() {
+    let work = temp_dir("escapes");
+    let escapes = support::plant_escapes(&work.join("output/ckpt"), &work);
+    let out = Command::new(env!("CARGO_BIN_EXE_sidewire"))
+        .arg("run")
+        .arg(format!("-workdir={}", work.display()))
+        .arg("-checkpoint=ckpt;1")
+        .args(["--", "sleep", "1.5"])
+        .output()
+        .expect("sidewire run");
+    let log = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    support::assert_named_in("OSMO_CTRL:", &log, &escapes.skipped);
+    let store = work.join("store");
+    assert_eq!(support::holding_secret(&store), Vec::<PathBuf>::new());
+    assert_eq!(
+        std::fs::read(store.join("ckpt/inside-link")).unwrap(),
+        b"inside"
+    );
+    assert!(!store.join("ckpt/to-secret-folder").exists());
     let _ = std::fs::remove_dir_all(&work);
 }

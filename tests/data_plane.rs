@@ -93,6 +93,74 @@ fn a_tree_uploads_and_downloads_back_byte_identical_with_a_regex_filter() {
 }
 
 #[test]
+fn links_out_of_the_output_folder_are_skipped_and_named_and_no_secret_byte_is_stored() {
+    let s3 = S3Server::start(KEY, SECRET);
+    s3.create_bucket("bucket");
+    let up = temp_dir("escapes");
+    write_credentials(&up, "bucket", &s3.endpoint(), SECRET);
+    let escapes = plant_escapes(&up.join("output"), &up);
+    let kpi = escapes.file.display().to_string();
+    let out = run(
+        &up,
+        &[],
+        &[
+            "url:s3://bucket/r,".into(),
+            format!("kpi:s3://bucket/k,{kpi}"),
+        ],
+        &["true"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let log = String::from_utf8_lossy(&out.stdout);
+    assert_named_as_skipped(&log, &escapes.skipped);
+    assert_named_as_skipped(&log, &[&kpi]);
+    assert_eq!(holding_secret(&s3.root), Vec::<std::path::PathBuf>::new());
+    assert!(!s3
+        .object_path("bucket", "r/to-secret-folder/key.pem")
+        .exists());
+    for name in ["inside-link", "sub/real.txt"] {
+        let stored = fs::read(s3.object_path("bucket", &format!("r/{name}"))).unwrap();
+        assert_eq!(stored, b"inside", "{name}");
+    }
+    assert!(escapes.folder.join("key.pem").exists());
+}
+
+/// Modification times far from now (`touch -d @1e10` and `@-1e10`) do not overflow the
+/// nanosecond arithmetic, and such files upload.
+#[test]
+fn files_touched_far_in_the_future_and_the_past_upload() {
+    let s3 = S3Server::start(KEY, SECRET);
+    s3.create_bucket("bucket");
+    let up = temp_dir("mtimes");
+    write_credentials(&up, "bucket", &s3.endpoint(), SECRET);
+    for (name, at) in [
+        ("future.txt", "@10000000000"),
+        ("past.txt", "@-10000000000"),
+    ] {
+        let path = up.join("output").join(name);
+        write_pattern(&path, 100, 3);
+        let touched = std::process::Command::new("touch")
+            .args(["-d", at])
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(touched.success());
+    }
+    let outputs = [
+        "url:s3://bucket/t,".to_string(),
+        "kpi:s3://bucket/k,future.txt".to_string(),
+    ];
+    let out = run(&up, &[], &outputs, &["true"]);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    for key in ["t/future.txt", "t/past.txt", "k/future.txt"] {
+        assert_eq!(
+            fs::metadata(s3.object_path("bucket", key)).unwrap().len(),
+            100,
+            "{key}"
+        );
+    }
+}
+
+#[test]
 fn wrong_credentials_are_data_unauthorized_and_name_the_url() {
     let s3 = S3Server::start(KEY, SECRET);
     s3.create_bucket("bucket");

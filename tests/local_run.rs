@@ -1,6 +1,9 @@
 //! `sidewire run`, dispatch by program name, command-line errors and the init step,
 //! driven through the real binary and real child processes.
 
+#[path = "data_plane/support.rs"]
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -254,4 +257,44 @@ fn the_output_folder_is_made_readable_after_the_command() {
     assert_eq!(mode(&dir.join("journal.db")), 0o600, "the journal");
     assert_eq!(mode(&output.join("d")), 0o755, "folders become a+rx");
     assert_eq!(mode(&output.join("d/secret")), 0o644, "files become a+r");
+}
+
+/// Links out of the output folder, planted before the command and removed by it before
+/// it ends: the uploads while it runs (and the final one, for the links that stay) skip
+/// and name each one, and no secret byte reaches the `file://` store.
+#[test]
+fn links_out_of_the_output_folder_never_reach_a_folder_store() {
+    let dir = temp_dir("escapes");
+    let output = dir.join("output");
+    let escapes = support::plant_escapes(&output, &dir);
+    let kpi = escapes.file.display().to_string();
+    let script = format!(
+        "sleep 4; rm {0}/to-secret-file {0}/sub/relative-to-secret",
+        output.display()
+    );
+    let out = sidewire()
+        .arg("run")
+        .arg(format!("-workdir={}", dir.display()))
+        .arg("-uploadWhileRunning=1")
+        .arg("-output=r")
+        .arg(format!(
+            "-output=kpi:file://{}/k,{kpi}",
+            dir.join("store").display()
+        ))
+        .args(["--", "sh", "-c", &script])
+        .output()
+        .expect("sidewire run");
+    let log = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    support::assert_named_as_skipped(&log, &escapes.skipped);
+    support::assert_named_as_skipped(&log, &[&kpi]);
+    let store = dir.join("store");
+    assert_eq!(support::holding_secret(&store), Vec::<PathBuf>::new());
+    for name in ["inside-link", "sub/real.txt"] {
+        assert_eq!(
+            std::fs::read(store.join("r").join(name)).unwrap(),
+            b"inside"
+        );
+    }
+    assert!(!store.join("r/to-secret-folder").exists());
 }

@@ -230,7 +230,7 @@ impl Checkpoints {
         self.pending.drain(..).for_each(&mut *log);
         while let Some(report) = self.plane.as_ref().and_then(DataPlane::try_report) {
             match report {
-                Report::Log(_, text) => log(text),
+                Report::Log(_, text) | Report::Skipped(_, text) => log(text),
                 Report::Finished(outcome) => {
                     if let Some(spec) = self.schedule.running().map(|i| &self.specs[i]) {
                         let what = format!("Checkpointing data from {} to {}", spec.path, spec.url);

@@ -129,3 +129,90 @@ pub fn cached_bytes(path: &Path) -> u64 {
         .parse()
         .unwrap_or_else(|_| panic!("fincore said {text:?}"))
 }
+
+/// Bytes that exist only outside the output folder: none may reach a store.
+pub const SECRET_BYTES: &[u8] = b"SIDEWIRE-SECRET-7f3a9c-NEVER-UPLOADED";
+
+/// What [`plant_escapes`] put outside the output folder, and the links to it.
+pub struct Escapes {
+    /// A secret file and a secret folder, outside the output folder.
+    pub file: PathBuf,
+    pub folder: PathBuf,
+    /// The names (relative to the output folder) every log must name as skipped.
+    pub skipped: Vec<&'static str>,
+}
+
+/// Fills `output` with `real.txt` ("inside"), a link to it (`inside-link`), and links that
+/// must be skipped: to a secret file outside (absolute and relative), to a secret folder
+/// outside, and one that dangles. The secrets go in `outside`.
+pub fn plant_escapes(output: &Path, outside: &Path) -> Escapes {
+    use std::os::unix::fs::symlink;
+    let file = outside.join("secret.txt");
+    let folder = outside.join("secret-folder");
+    fs::create_dir_all(&folder).unwrap();
+    fs::create_dir_all(output.join("sub")).unwrap();
+    fs::write(&file, SECRET_BYTES).unwrap();
+    fs::write(folder.join("key.pem"), SECRET_BYTES).unwrap();
+    fs::write(output.join("sub/real.txt"), b"inside").unwrap();
+    symlink("sub/real.txt", output.join("inside-link")).unwrap();
+    symlink(&file, output.join("to-secret-file")).unwrap();
+    let up = std::iter::repeat_n("..", output.components().count()).collect::<Vec<_>>();
+    symlink(
+        Path::new(&up.join("/")).join(file.strip_prefix("/").unwrap()),
+        output.join("sub/relative-to-secret"),
+    )
+    .unwrap();
+    symlink(&folder, output.join("to-secret-folder")).unwrap();
+    symlink("no-such-file", output.join("dangling")).unwrap();
+    Escapes {
+        file,
+        folder,
+        skipped: vec![
+            "to-secret-file",
+            "sub/relative-to-secret",
+            "to-secret-folder",
+            "dangling",
+        ],
+    }
+}
+
+/// Every file under `root` whose bytes hold [`SECRET_BYTES`].
+pub fn holding_secret(root: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            let kind = e.file_type().unwrap();
+            if kind.is_dir() {
+                stack.push(p);
+            } else if kind.is_file() {
+                let bytes = fs::read(&p).unwrap_or_default();
+                if bytes.windows(SECRET_BYTES.len()).any(|w| w == SECRET_BYTES) {
+                    found.push(p);
+                }
+            }
+        }
+    }
+    found
+}
+
+/// Asserts that `log` has an UPLOAD line naming each of `names` as skipped.
+pub fn assert_named_as_skipped(log: &str, names: &[&str]) {
+    assert_named_in("UPLOAD:", log, names);
+}
+
+/// Asserts that `log` has a line of `source` (`UPLOAD:`, `OSMO_CTRL:`) naming each of
+/// `names` as skipped.
+pub fn assert_named_in(source: &str, log: &str, names: &[&str]) {
+    for name in names {
+        assert!(
+            log.lines()
+                .any(|l| l.contains(source) && l.contains("Skipped") && l.contains(name)),
+            "no {source} line names {name} as skipped:\n{log}"
+        );
+    }
+}

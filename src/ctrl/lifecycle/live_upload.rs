@@ -10,7 +10,7 @@
 //! parts) and the final upload starts at once. Passes report no metrics: the final
 //! upload's count every file of the output, moved before or not.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use super::{Ctrl, Phase, Timer};
@@ -23,6 +23,9 @@ use crate::proto::osmo::IoType;
 /// Bounds of the time between two rounds of passes.
 const MIN_SCAN: Duration = Duration::from_secs(1);
 const MAX_SCAN: Duration = Duration::from_secs(30);
+/// Skip lines remembered so that each is logged once over all passes; past this many,
+/// further ones are logged by the upload after the command only.
+const MAX_SKIPS_SAID: usize = 1000;
 
 #[derive(Default)]
 pub(super) struct LiveUploads {
@@ -38,6 +41,8 @@ pub(super) struct LiveUploads {
     cancelled: bool,
     /// The last failure logged, so a lasting one is logged once.
     last_failure: Option<String>,
+    /// Skip lines logged by passes: each pass meets the same links again.
+    skips_said: HashSet<String>,
 }
 
 impl LiveUploads {
@@ -120,6 +125,14 @@ impl Ctrl {
                 let period = scan_period(self.setup.data.upload_while_running);
                 self.timers.set(Timer::LiveUpload, now + period);
             }
+        }
+    }
+
+    /// A pass skipped a file (a link out of the folder): logged the first time only.
+    pub(super) fn on_live_skip(&mut self, io: IoType, text: String) {
+        let said = &mut self.live.skips_said;
+        if said.len() < MAX_SKIPS_SAID && said.insert(text.clone()) {
+            self.log(io, text);
         }
     }
 

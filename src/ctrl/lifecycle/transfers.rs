@@ -107,10 +107,14 @@ impl Ctrl {
     pub(super) fn on_data(&mut self, now: Instant) {
         while let Some(report) = self.plane.as_ref().and_then(DataPlane::try_report) {
             // A pass while the command runs reports before the transfers submitted after
-            // it; its progress lines are not passed on (it logs one line when it is done).
+            // it; its progress lines are not passed on (it logs one line when it is done),
+            // its skipped files are, once each.
             match report {
                 Report::Log(..) if self.live.owns_reports() => {}
-                Report::Log(io, text) => self.log(io, text),
+                Report::Skipped(io, text) if self.live.owns_reports() => {
+                    self.on_live_skip(io, text)
+                }
+                Report::Log(io, text) | Report::Skipped(io, text) => self.log(io, text),
                 Report::Finished(outcome) if self.live.owns_reports() => {
                     self.on_live_done(outcome, now)
                 }

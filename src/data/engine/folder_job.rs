@@ -10,7 +10,7 @@ use crate::data::file_store::copy_file;
 use crate::data::filter::Filter;
 use crate::data::journal::{Direction, FileRecord, FileState, TransferId};
 use crate::data::progress::Progress;
-use crate::data::walk::{self, LocalFile};
+use crate::data::walk::{self, LocalFile, Root};
 use crate::proto::osmo::IoType;
 
 pub struct FolderJob {
@@ -23,6 +23,8 @@ pub struct FolderJob {
     start: SystemTime,
     /// Files to copy and where each goes; `None` until listed.
     files: Option<Vec<(LocalFile, PathBuf)>>,
+    /// The folder copied from: every file is opened beneath it.
+    root: Option<Root>,
     next: usize,
 }
 
@@ -42,6 +44,7 @@ impl FolderJob {
             progress: Progress::new(now),
             start: SystemTime::now(),
             files: None,
+            root: None,
             next: 0,
         }
     }
@@ -54,26 +57,30 @@ impl FolderJob {
         Failure::new(code, message)
     }
 
-    fn list(&self, sh: &Shared) -> Result<Vec<(LocalFile, PathBuf)>, String> {
+    fn io_type(&self) -> IoType {
+        match self.work.direction {
+            Direction::Upload => IoType::Upload,
+            Direction::Download => IoType::Download,
+        }
+    }
+
+    fn list(&mut self, sh: &Shared) -> Result<Vec<(LocalFile, PathBuf)>, String> {
         let (from, to) = match self.work.direction {
             Direction::Upload => (&self.work.local, &self.store),
             Direction::Download => (&self.store, &self.work.local),
         };
-        let files = match &self.work.only {
-            Some(rel) => {
-                let all =
-                    walk::walk(from).map_err(|e| format!("Cannot list {}: {e}", from.display()))?;
-                let found: Vec<_> = all.into_iter().filter(|f| &f.rel == rel).collect();
-                if found.is_empty() {
-                    sh.log(
-                        IoType::Upload,
-                        format!("File {} does not exist", from.join(rel).display()),
-                    );
-                }
-                found
-            }
-            None => walk::walk(from).map_err(|e| format!("Cannot list {}: {e}", from.display()))?,
-        };
+        let (root, listing) = walk::list(from, self.work.only.as_deref())
+            .map_err(|e| format!("Cannot list {}: {e}", from.display()))?;
+        for skip in listing
+            .skipped
+            .iter()
+            .filter(|s| self.filter.matches(&s.rel))
+        {
+            sh.skipped(self.io_type(), skip);
+        }
+        let to = to.clone();
+        self.root = root;
+        let files = listing.files;
         let now = SystemTime::now();
         Ok(files
             .into_iter()
@@ -92,14 +99,14 @@ impl FolderJob {
             match self.list(sh) {
                 Ok(files) => {
                     self.progress.files_total = files.len() as u64;
-                    self.progress.bytes_total = files.iter().map(|(f, _)| f.size).sum();
+                    self.progress.bytes_total = walk::total_size(files.iter().map(|(f, _)| f.size));
                     self.files = Some(files);
                 }
                 Err(e) => return Some(Err(self.failure(e))),
             }
         }
         let files = self.files.as_ref()?;
-        let Some((file, dest)) = files.get(self.next).cloned() else {
+        let Some((mut file, dest)) = files.get(self.next).cloned() else {
             return Some(Ok(Summary::of(&self.progress, self.start)));
         };
         self.next += 1;
@@ -114,8 +121,30 @@ impl FolderJob {
             self.progress.bytes_skipped += file.size;
             self.progress.files_skipped += 1;
         } else {
+            let from = match self.root.as_ref()?.open_file(&file.rel) {
+                Ok(Ok(opened)) => opened,
+                Ok(Err(skip)) => {
+                    // Changed since it was listed, to a link out of the folder or nothing.
+                    sh.skipped(self.io_type(), &skip);
+                    let p = &mut self.progress;
+                    p.files_total = p.files_total.saturating_sub(1);
+                    p.bytes_total = p.bytes_total.saturating_sub(file.size);
+                    return None;
+                }
+                Err(e) => {
+                    let message = format!("Cannot open {}: {e}", file.path.display());
+                    return Some(Err(self.failure(message)));
+                }
+            };
+            let listed = file.size;
+            file.refresh(&from.meta);
+            let p = &mut self.progress;
+            p.bytes_total = p
+                .bytes_total
+                .saturating_sub(listed)
+                .saturating_add(file.size);
             let progress = &mut self.progress;
-            if let Err(e) = copy_file(&file.path, &dest, &mut |n| progress.bytes_done += n) {
+            if let Err(e) = copy_file(&from.file, &dest, &mut |n| progress.bytes_done += n) {
                 return Some(Err(self.failure(format!(
                     "Cannot copy {} to {}: {e}",
                     file.path.display(),
@@ -145,12 +174,8 @@ impl FolderJob {
             Direction::Upload => "Uploading",
             Direction::Download => "Downloading",
         };
-        let io = match self.work.direction {
-            Direction::Upload => IoType::Upload,
-            Direction::Download => IoType::Download,
-        };
         sh.log(
-            io,
+            self.io_type(),
             format!("{verb} {}: {}", self.work.url, self.progress.line(now)),
         );
     }

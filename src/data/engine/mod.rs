@@ -103,6 +103,9 @@ impl Summary {
 
 pub enum Report {
     Log(IoType, String),
+    /// A file the transfer leaves out, and why (a link that leads out of the folder): said
+    /// even by a pass that keeps its progress to itself.
+    Skipped(IoType, String),
     Finished(Result<Summary, Failure>),
 }
 
@@ -227,6 +230,10 @@ pub(crate) struct Shared {
 impl Shared {
     pub fn log(&self, io: IoType, text: String) {
         self.outbox.send(Report::Log(io, text));
+    }
+
+    pub fn skipped(&self, io: IoType, skip: &super::walk::Skipped) {
+        self.outbox.send(Report::Skipped(io, skip.to_string()));
     }
 }
 
@@ -409,7 +416,7 @@ mod tests {
             rel: "f".into(),
             path: PathBuf::from("/f"),
             size: 1,
-            mtime_ns: secs * 1_000_000_000,
+            mtime_ns: crate::data::walk::mtime_ns(secs, 0),
         }
     }
 

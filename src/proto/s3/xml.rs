@@ -78,6 +78,13 @@ pub enum XmlError {
     TruncatedWithoutContinuation {
         element: &'static str,
     },
+    /// A page continues from a marker that does not advance past the one it answered:
+    /// following it would page forever.
+    MarkerNotAdvancing {
+        element: &'static str,
+        marker: u32,
+        asked: u32,
+    },
     /// The server answered with an error document.
     Service(S3Error),
 }
@@ -119,6 +126,14 @@ impl fmt::Display for XmlError {
             XmlError::TruncatedWithoutContinuation { element } => {
                 write!(f, "IsTruncated is true but <{element}> is missing")
             }
+            XmlError::MarkerNotAdvancing {
+                element,
+                marker,
+                asked,
+            } => write!(
+                f,
+                "<{element}> {marker} does not advance past {asked}, the marker asked: the listing would not end"
+            ),
             XmlError::Service(e) => e.fmt(f),
         }
     }
@@ -166,6 +181,22 @@ pub struct PartsPage {
     pub parts: Vec<PartEntry>,
     /// The part number to continue after, present only when truncated.
     pub next_marker: Option<u32>,
+}
+
+impl PartsPage {
+    /// The marker to ask the next page with, for a page that answered a request made with
+    /// `asked` (none for the first page): parts are listed in increasing order, so a
+    /// marker that does not pass `asked` is an error, not a page to ask again.
+    pub fn next_after(&self, asked: Option<u32>) -> Result<Option<u32>, XmlError> {
+        match (self.next_marker, asked) {
+            (Some(marker), Some(asked)) if marker <= asked => Err(XmlError::MarkerNotAdvancing {
+                element: "NextPartNumberMarker",
+                marker,
+                asked,
+            }),
+            (next, _) => Ok(next),
+        }
+    }
 }
 
 /// Reads a whole document whose root must be `root`, calling `on_close`

@@ -16,13 +16,15 @@ use super::s3_job::{Mode, Purpose, S3Job};
 use super::Shared;
 use crate::data::journal::{FileRecord, FileState, MultipartRecord, RecordedPart};
 use crate::data::plan;
-use crate::data::walk::{self, LocalFile};
+use crate::data::walk::{self, LocalFile, Root};
 use crate::net::http_pool::PoolResponse;
 use crate::proto::s3::{self, XmlError};
 
 #[derive(Default)]
 pub struct Upload {
     walked: bool,
+    /// The folder uploaded from: every file is opened beneath it.
+    root: Option<Root>,
     files: Vec<UpFile>,
     /// Files before this index were started.
     next_file: usize,
@@ -112,31 +114,18 @@ impl S3Job {
     }
 
     fn walk_outputs(&mut self, sh: &mut Shared) -> Result<(), String> {
-        let root = self.work.local.clone();
-        let mut files = match &self.work.only {
-            Some(rel) => {
-                let path = root.join(rel);
-                match std::fs::metadata(&path) {
-                    Ok(m) if m.is_file() => vec![LocalFile {
-                        rel: rel.clone(),
-                        size: m.len(),
-                        mtime_ns: std::os::unix::fs::MetadataExt::mtime(&m) * 1_000_000_000
-                            + std::os::unix::fs::MetadataExt::mtime_nsec(&m),
-                        path,
-                    }],
-                    _ => {
-                        sh.log(
-                            self.io_type(),
-                            format!("File {} does not exist", path.display()),
-                        );
-                        Vec::new()
-                    }
-                }
-            }
-            None => {
-                walk::walk(&root).map_err(|e| format!("Cannot list {}: {e}", root.display()))?
-            }
-        };
+        let local = &self.work.local;
+        let (root, listing) = walk::list(local, self.work.only.as_deref())
+            .map_err(|e| format!("Cannot list {}: {e}", local.display()))?;
+        for skip in listing
+            .skipped
+            .iter()
+            .filter(|s| self.filter.matches(&s.rel))
+        {
+            sh.skipped(self.io_type(), skip);
+        }
+        self.upload().root = root;
+        let mut files = listing.files;
         let now = std::time::SystemTime::now();
         files.retain(|f| {
             self.filter.matches(&f.rel) && super::is_settled(f, self.work.settled_for, now)
@@ -144,7 +133,7 @@ impl S3Job {
         let mut up = Vec::with_capacity(files.len());
         for local in files {
             self.progress.files_total += 1;
-            self.progress.bytes_total += local.size;
+            self.progress.bytes_total = self.progress.bytes_total.saturating_add(local.size);
             let key = plan::upload_key(&self.prefix, &local.rel);
             let already = match (&sh.journal, self.transfer) {
                 (Some(j), Some(t)) => j
@@ -160,8 +149,9 @@ impl S3Job {
             let state = if already {
                 self.progress.files_done += 1;
                 self.progress.files_skipped += 1;
-                self.progress.bytes_done += local.size;
-                self.progress.bytes_skipped += local.size;
+                let p = &mut self.progress;
+                p.bytes_done = p.bytes_done.saturating_add(local.size);
+                p.bytes_skipped = p.bytes_skipped.saturating_add(local.size);
                 UpState::Done
             } else {
                 UpState::Waiting
@@ -192,13 +182,8 @@ impl S3Job {
         if self.up_file(i).state == UpState::Done {
             return false;
         }
-        let path = self.up_file(i).local.path.clone();
-        let file = match File::open(&path) {
-            Ok(f) => Arc::new(f),
-            Err(e) => {
-                self.fail(format!("Cannot open {}: {e}", path.display()));
-                return false;
-            }
+        let Some(file) = self.open_listed(sh, i) else {
+            return false;
         };
         let (size, mtime, rel) = {
             let f = self.up_file(i);
@@ -206,7 +191,7 @@ impl S3Job {
         };
         {
             let f = &mut self.upload().files[i];
-            f.file = Some(file);
+            f.file = Some(Arc::new(file));
             f.state = UpState::Active;
         }
         if !plan::is_multipart(size) {
@@ -267,6 +252,41 @@ impl S3Job {
             None => self.queue(Purpose::Create { file: i }),
         }
         true
+    }
+
+    /// Opens listed file `i` beneath the folder, taking its size and modification time from
+    /// the open file. A file that can no longer be opened there (a link changed to lead
+    /// out, a file removed) is skipped and logged; `None` then, or when the job failed.
+    fn open_listed(&mut self, sh: &mut Shared, i: usize) -> Option<File> {
+        let rel = self.up_file(i).local.rel.clone();
+        let opened = match self.upload().root.as_ref()?.open_file(&rel) {
+            Ok(Ok(opened)) => opened,
+            Ok(Err(skip)) => {
+                sh.skipped(self.io_type(), &skip);
+                let size = self.up_file(i).local.size;
+                self.progress.files_total = self.progress.files_total.saturating_sub(1);
+                self.progress.bytes_total = self.progress.bytes_total.saturating_sub(size);
+                let u = self.upload();
+                u.files[i].state = UpState::Done;
+                u.finished_files += 1;
+                return None;
+            }
+            Err(e) => {
+                let path = self.up_file(i).local.path.display().to_string();
+                self.fail(format!("Cannot open {path}: {e}"));
+                return None;
+            }
+        };
+        let listed = self.up_file(i).local.size;
+        let local = &mut self.upload().files[i].local;
+        local.refresh(&opened.meta);
+        let size = local.size;
+        self.progress.bytes_total = self
+            .progress
+            .bytes_total
+            .saturating_sub(listed)
+            .saturating_add(size);
+        Some(opened.file)
     }
 
     /// Records that the file's upload is being completed (so a restart checks the object
@@ -336,14 +356,16 @@ impl S3Job {
                 }
                 Err(e) => self.bad_answer(sh, id, e, now),
             },
-            Purpose::ListParts { file, .. } => match s3::parse_list_parts(&resp.body) {
-                Ok(page) => {
+            Purpose::ListParts { file, marker } => match s3::parse_list_parts(&resp.body)
+                .and_then(|page| Ok((page.next_after(marker)?, page)))
+            {
+                Ok((next, page)) => {
                     self.finished(id);
                     let f = &mut self.upload().files[file];
                     for p in page.parts {
                         f.listed.insert(p.number, (p.etag, p.size));
                     }
-                    match page.next_marker {
+                    match next {
                         Some(marker) => self.queue(Purpose::ListParts {
                             file,
                             marker: Some(marker),

@@ -348,6 +348,26 @@ fn list_parts_errors() {
 }
 
 #[test]
+fn a_parts_marker_that_does_not_advance_is_an_error() {
+    let page = parse_list_parts(LIST_PARTS_SAMPLE.as_bytes()).unwrap();
+    assert_eq!(page.next_after(None), Ok(Some(3)));
+    assert_eq!(page.next_after(Some(1)), Ok(Some(3)));
+    for asked in [3, 4, u32::MAX] {
+        let err = page.next_after(Some(asked)).unwrap_err();
+        assert_eq!(
+            err,
+            XmlError::MarkerNotAdvancing {
+                element: "NextPartNumberMarker",
+                marker: 3,
+                asked
+            }
+        );
+        assert!(err.to_string().contains("would not end"), "{err}");
+    }
+    assert_eq!(PartsPage::default().next_after(Some(7)), Ok(None));
+}
+
+#[test]
 fn complete_aws_sample_with_keepalive_whitespace() {
     // S3 may send spaces before the document while it assembles the parts.
     let body = br#"
