@@ -1,6 +1,7 @@
 //! Thin wrappers around the syscalls the rest of the crate needs. Protocol logic never
 //! lives here; each function does one syscall's worth of work and returns `io::Result`.
 
+pub mod dest_dir;
 pub mod fd;
 pub mod random;
 pub mod signals;

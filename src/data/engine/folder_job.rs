@@ -1,7 +1,8 @@
 //! Transfers to and from a folder of a shared filesystem (`file://` URLs and plain absolute
-//! paths): one file copied per step, so progress lines and a cancel get through.
+//! paths): one file copied per step, so progress lines and a cancel get through. Files are
+//! written beneath the destination as [`copy_file`] does: never through a link.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
 
 use super::{is_settled, Shared, Summary, Work};
@@ -9,9 +10,11 @@ use crate::ctrl::exit::{ExitCode, Failure};
 use crate::data::file_store::copy_file;
 use crate::data::filter::Filter;
 use crate::data::journal::{Direction, FileRecord, FileState, TransferId};
+use crate::data::plan;
 use crate::data::progress::Progress;
 use crate::data::walk::{self, LocalFile};
 use crate::proto::osmo::IoType;
+use crate::sys::dest_dir::DestDir;
 
 pub struct FolderJob {
     work: Work,
@@ -24,6 +27,8 @@ pub struct FolderJob {
     /// Files to copy and where each goes; `None` until listed.
     files: Option<Vec<(LocalFile, PathBuf)>>,
     next: usize,
+    /// The folder files are copied into, once opened.
+    dest_root: Option<DestDir>,
 }
 
 impl FolderJob {
@@ -43,6 +48,7 @@ impl FolderJob {
             start: SystemTime::now(),
             files: None,
             next: 0,
+            dest_root: None,
         }
     }
 
@@ -92,7 +98,9 @@ impl FolderJob {
             match self.list(sh) {
                 Ok(files) => {
                     self.progress.files_total = files.len() as u64;
-                    self.progress.bytes_total = files.iter().map(|(f, _)| f.size).sum();
+                    self.progress.bytes_total = files
+                        .iter()
+                        .fold(0u64, |sum, (f, _)| sum.saturating_add(f.size));
                     self.files = Some(files);
                 }
                 Err(e) => return Some(Err(self.failure(e))),
@@ -109,13 +117,19 @@ impl FolderJob {
                 r.state == FileState::Done && r.size == file.size && r.mtime_ns == file.mtime_ns
             })
         });
-        if done_before && std::fs::metadata(&dest).is_ok_and(|m| m.len() == file.size) {
+        if done_before && std::fs::symlink_metadata(&dest).is_ok_and(|m| m.len() == file.size) {
             self.progress.bytes_done += file.size;
             self.progress.bytes_skipped += file.size;
             self.progress.files_skipped += 1;
         } else {
-            let progress = &mut self.progress;
-            if let Err(e) = copy_file(&file.path, &dest, &mut |n| progress.bytes_done += n) {
+            let copied = self.dest_dir(&file.rel).and_then(|(dir, name)| {
+                let progress = &mut self.progress;
+                copy_file(&file.path, &dir, &name, &mut sh.net.random, &mut |n| {
+                    progress.bytes_done += n
+                })
+                .map_err(|e| e.to_string())
+            });
+            if let Err(e) = copied {
                 return Some(Err(self.failure(format!(
                     "Cannot copy {} to {}: {e}",
                     file.path.display(),
@@ -138,6 +152,29 @@ impl FolderJob {
         }
         self.progress.files_done += 1;
         None
+    }
+
+    /// The folder a file at `rel` goes to, opened beneath the destination without following
+    /// links (a link planted at a folder's name fails the copy), and the file's name.
+    fn dest_dir(&mut self, rel: &str) -> Result<(DestDir, String), String> {
+        let path =
+            plan::safe_relative_path(rel).map_err(|problem| format!("{rel:?}: {problem}"))?;
+        if self.dest_root.is_none() {
+            let to = match self.work.direction {
+                Direction::Upload => &self.store,
+                Direction::Download => &self.work.local,
+            };
+            let root = DestDir::open_root(to).map_err(|e| format!("{}: {e}", to.display()))?;
+            self.dest_root = Some(root);
+        }
+        let root = self.dest_root.as_ref().ok_or("no destination folder")?;
+        let parent = path.parent().unwrap_or(Path::new(""));
+        let dir = root.subdir(parent).map_err(|e| e.to_string())?;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Ok((dir, name))
     }
 
     pub fn log_progress(&self, sh: &Shared, now: Instant) {
