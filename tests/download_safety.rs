@@ -325,3 +325,29 @@ fn a_download_cut_short_continues_its_own_temporary_file() {
     assert_eq!(tree(&dir.join("input/in")), vec!["big.bin".to_string()]);
     let _ = fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn listed_sizes_no_object_can_have_are_refused_not_summed_or_planned() {
+    let dir = temp_dir("dl-huge-sizes");
+    let fake = FakeS3::start();
+    write_credentials(&dir, "bucket", &fake.endpoint(), SECRET);
+    let huge = |key| Listed {
+        key,
+        size: 1 << 63,
+        etag: "etag-1",
+    };
+    fake.route(
+        "GET",
+        "list-type=2",
+        Canned::listing_of(&[huge("h1"), huge("h2")], false, None),
+    );
+    let out = run(&dir, &["url:in,s3://bucket,".into()], &[], &["true"]);
+    assert_eq!(out.status.code(), Some(10), "{}", describe(&out));
+    assert!(
+        describe(&out).contains("more than any object can hold"),
+        "{}",
+        describe(&out)
+    );
+    assert!(tree(&dir.join("input")).is_empty());
+    let _ = fs::remove_dir_all(&dir);
+}
