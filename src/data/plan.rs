@@ -4,6 +4,10 @@
 
 use std::path::{Component, Path, PathBuf};
 
+use crate::data::file_store::is_temp_name;
+
+pub mod same_path;
+
 /// Smallest part sidewire uploads or downloads (S3 allows 5 MiB; larger parts mean fewer
 /// requests and fewer journal rows).
 pub const MIN_PART: u64 = 8 << 20;
@@ -11,6 +15,10 @@ pub const MIN_PART: u64 = 8 << 20;
 pub const MAX_PARTS: u64 = 10_000;
 /// S3's limit on one part.
 pub const MAX_PART: u64 = 5 << 30;
+/// The largest object a download takes (some 53 TB, above S3's own limit): cut into
+/// [`range_size`] ranges, it makes at most [`MAX_PARTS`] of them. A listing that states
+/// more is refused rather than planned.
+pub const MAX_OBJECT: u64 = MAX_PARTS * MAX_PART;
 
 /// The part size for a file of `size` bytes: at least [`MIN_PART`], a whole number of
 /// MiB, and large enough that the file fits in [`MAX_PARTS`] parts.
@@ -71,6 +79,7 @@ pub enum KeyProblem {
     Absolute,
     ParentDir,
     Empty,
+    TemporaryName,
 }
 
 impl std::fmt::Display for KeyProblem {
@@ -80,13 +89,18 @@ impl std::fmt::Display for KeyProblem {
             KeyProblem::Absolute => "it is an absolute path",
             KeyProblem::ParentDir => "it has a '..' component that would leave the folder",
             KeyProblem::Empty => "it names no file",
+            KeyProblem::TemporaryName => {
+                "its name has the form sidewire gives its temporary files (.NAME.NONCE.sidewire-part)"
+            }
         })
     }
 }
 
 /// The path, relative to the download folder, that object `rel` (its key with the listed
 /// prefix taken off) is written to. Keys that could leave the folder are refused rather
-/// than cleaned up: a listing that holds them is hostile or broken.
+/// than cleaned up: a listing that holds them is hostile or broken. So is a key whose
+/// file would take the name of a temporary file. Empty and `.` segments are dropped, so
+/// two keys can name one path ([`same_path`] finds them).
 pub fn safe_relative_path(rel: &str) -> Result<PathBuf, KeyProblem> {
     if rel.contains('\0') {
         return Err(KeyProblem::Nul);
@@ -105,6 +119,12 @@ pub fn safe_relative_path(rel: &str) -> Result<PathBuf, KeyProblem> {
     }
     if out.as_os_str().is_empty() {
         return Err(KeyProblem::Empty);
+    }
+    if out
+        .file_name()
+        .is_some_and(|name| is_temp_name(&name.to_string_lossy()))
+    {
+        return Err(KeyProblem::TemporaryName);
     }
     Ok(out)
 }

@@ -2,6 +2,7 @@
 //! lives here; each function does one syscall's worth of work and returns `io::Result`.
 
 pub mod beneath;
+pub mod dest_dir;
 pub mod fd;
 pub mod private;
 pub mod random;

@@ -6,7 +6,7 @@
 //! Each written range is advised `DONTNEED` twice: once when it is written, which starts
 //! its writeback (the kernel cannot drop dirty pages), and again [`LAG`] ranges later,
 //! once that writeback has had time to finish, which drops the clean pages. A large file,
-//! once complete, is flushed and dropped whole ([`settle`]). Advice is only advice: a
+//! once complete and flushed, is dropped whole ([`settle`]). Advice is only advice: a
 //! failure changes memory use, never the data.
 
 use std::collections::VecDeque;
@@ -46,18 +46,16 @@ impl Drop for DropBehind {
     }
 }
 
-/// Files from this size are flushed and dropped whole once complete. Smaller ones stay
-/// cached: flushing many small files one by one would cost more than their cache.
+/// Files from this size are dropped whole once complete. Smaller ones stay cached: they
+/// are likely read soon, and cost little.
 const SETTLE_FROM: u64 = 64 << 20;
 
-/// A complete file of `size` bytes: a large one is written back (on a worker thread: this
-/// waits for the disk) and dropped from the page cache.
-pub fn settle(file: &File, size: u64) -> std::io::Result<()> {
+/// A complete file of `size` bytes, already flushed: a large one is dropped from the page
+/// cache.
+pub fn settle(file: &File, size: u64) {
     if size >= SETTLE_FROM {
-        file.sync_data()?;
         advise_dont_need(file, 0, size);
     }
-    Ok(())
 }
 
 /// Starts writeback of the range's dirty pages and drops its clean ones.

@@ -1,7 +1,9 @@
 //! Transfers to and from a folder of a shared filesystem (`file://` URLs and plain absolute
-//! paths): one file copied per step, so progress lines and a cancel get through.
+//! paths): one file copied per step, so progress lines and a cancel get through. Files are
+//! read beneath the source folder (never through a link out of it) and written beneath the
+//! destination as [`copy_file`] does: never through a link.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
 
 use super::{is_settled, Shared, Summary, Work};
@@ -9,9 +11,11 @@ use crate::ctrl::exit::{ExitCode, Failure};
 use crate::data::file_store::copy_file;
 use crate::data::filter::Filter;
 use crate::data::journal::{Direction, FileRecord, FileState, TransferId};
+use crate::data::plan;
 use crate::data::progress::Progress;
 use crate::data::walk::{self, LocalFile, Root};
 use crate::proto::osmo::IoType;
+use crate::sys::dest_dir::DestDir;
 
 pub struct FolderJob {
     work: Work,
@@ -26,6 +30,8 @@ pub struct FolderJob {
     /// The folder copied from: every file is opened beneath it.
     root: Option<Root>,
     next: usize,
+    /// The folder files are copied into, once opened.
+    dest_root: Option<DestDir>,
 }
 
 impl FolderJob {
@@ -46,6 +52,7 @@ impl FolderJob {
             files: None,
             root: None,
             next: 0,
+            dest_root: None,
         }
     }
 
@@ -116,7 +123,7 @@ impl FolderJob {
                 r.state == FileState::Done && r.size == file.size && r.mtime_ns == file.mtime_ns
             })
         });
-        if done_before && std::fs::metadata(&dest).is_ok_and(|m| m.len() == file.size) {
+        if done_before && std::fs::symlink_metadata(&dest).is_ok_and(|m| m.len() == file.size) {
             self.progress.bytes_done += file.size;
             self.progress.bytes_skipped += file.size;
             self.progress.files_skipped += 1;
@@ -143,8 +150,14 @@ impl FolderJob {
                 .bytes_total
                 .saturating_sub(listed)
                 .saturating_add(file.size);
-            let progress = &mut self.progress;
-            if let Err(e) = copy_file(&from.file, &dest, &mut |n| progress.bytes_done += n) {
+            let copied = self.dest_dir(&file.rel).and_then(|(dir, name)| {
+                let progress = &mut self.progress;
+                copy_file(&from.file, &dir, &name, &mut sh.net.random, &mut |n| {
+                    progress.bytes_done += n
+                })
+                .map_err(|e| e.to_string())
+            });
+            if let Err(e) = copied {
                 return Some(Err(self.failure(format!(
                     "Cannot copy {} to {}: {e}",
                     file.path.display(),
@@ -167,6 +180,29 @@ impl FolderJob {
         }
         self.progress.files_done += 1;
         None
+    }
+
+    /// The folder a file at `rel` goes to, opened beneath the destination without following
+    /// links (a link planted at a folder's name fails the copy), and the file's name.
+    fn dest_dir(&mut self, rel: &str) -> Result<(DestDir, String), String> {
+        let path =
+            plan::safe_relative_path(rel).map_err(|problem| format!("{rel:?}: {problem}"))?;
+        if self.dest_root.is_none() {
+            let to = match self.work.direction {
+                Direction::Upload => &self.store,
+                Direction::Download => &self.work.local,
+            };
+            let root = DestDir::open_root(to).map_err(|e| format!("{}: {e}", to.display()))?;
+            self.dest_root = Some(root);
+        }
+        let root = self.dest_root.as_ref().ok_or("no destination folder")?;
+        let parent = path.parent().unwrap_or(Path::new(""));
+        let dir = root.subdir(parent).map_err(|e| e.to_string())?;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Ok((dir, name))
     }
 
     pub fn log_progress(&self, sh: &Shared, now: Instant) {

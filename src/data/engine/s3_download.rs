@@ -1,68 +1,89 @@
-//! Downloads: the prefix is listed page by page, and every object is fetched with parallel
-//! ranged GETs written in place into a temporary file, each finished range journaled. A
-//! file is renamed into place only once its size and ETag check out.
+//! Downloads: the prefix is listed a page at a time, as the files listed so far are started
+//! ([`listing`]), so memory follows the work in flight and not the size of the listing.
+//! Every object is fetched with parallel ranged GETs written in place into a new temporary
+//! file in its folder, each finished range journaled. Folders are opened beneath the
+//! download folder without following links, and temporary files are created exclusively
+//! under a random name that the journal keeps, so a restarted ctrl continues the same file.
+//! A file whose size and ETag check out is flushed, renamed into place and its folder
+//! flushed; only then is it journaled as done.
 
-use std::collections::{HashSet, VecDeque};
-use std::fs::{self, File, OpenOptions};
-use std::path::PathBuf;
+mod listing;
+
+use std::collections::{HashMap, VecDeque};
+use std::fs::File;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
 use super::drop_behind::{self, DropBehind};
 use super::s3_job::{hex, Mode, Purpose, S3Job};
 use super::Shared;
-use crate::data::file_store::temp_name;
-use crate::data::journal::{FileRecord, FileState};
+use crate::data::file_store::create_temp;
+use crate::data::journal::FileState;
 use crate::data::plan;
 use crate::net::http_pool::{PoolResponse, ResponseSink};
-use crate::proto::s3::{self, Request};
+use crate::proto::http::parse_content_range;
+use crate::proto::s3;
+use crate::proto::s3::Request;
+use crate::sys::dest_dir::DestDir;
 
-/// Most listing pages followed: 10 million objects.
-const MAX_PAGES: usize = 10_000;
+pub use listing::Listing;
 
 #[derive(Default)]
 pub struct Download {
-    listing_started: bool,
-    listing_done: bool,
-    pages: usize,
-    tokens: HashSet<String>,
-    files: Vec<DownFile>,
-    next_file: usize,
-    finished_files: usize,
+    /// The download folder, opened once the transfer starts.
+    root: Option<Arc<DestDir>>,
+    /// The folder the last file was started in: keys come sorted, so the next file is
+    /// mostly in the same one.
+    last_dir: Option<(PathBuf, Arc<DestDir>)>,
+    /// Boxed: its hash tables would make every job's mode as large as a download's.
+    listing: Box<Listing>,
+    /// Listed, not yet started (a page or two at most).
+    waiting: VecDeque<Listed>,
+    /// Started and not yet done, by id.
+    active: HashMap<usize, DownFile>,
+    next_id: usize,
     drop_behind: DropBehind,
 }
 
-#[derive(PartialEq, Eq)]
-enum DownState {
-    Waiting,
-    Active,
-    Verifying,
-    Done,
-}
-
-pub struct DownFile {
+/// An object as listed.
+pub struct Listed {
     key: String,
+    /// The key below the listed prefix: the file's name in the journal.
     rel: String,
+    /// Where it is written, relative to the download folder.
+    path: PathBuf,
     size: u64,
     /// The ETag as listed, without quotes (empty when the store lists none).
     etag: String,
+}
+
+pub struct DownFile {
+    listed: Listed,
     /// The ETag the GET answers carry: all must agree, or the object changed meanwhile.
     seen_etag: Option<String>,
     /// Whether an answer said the object is encrypted with KMS or a customer key, whose
     /// ETags are not the MD5 of the content even for single-part objects.
     etag_not_md5: bool,
-    dest: PathBuf,
-    state: DownState,
-    file: Option<Arc<File>>,
+    dir: Arc<DestDir>,
+    temp: String,
+    file: Arc<File>,
     ranges_todo: VecDeque<(u64, u64)>,
     busy: usize,
 }
 
-impl DownFile {
+impl Listed {
     /// The journal's name for this object's ranges: tied to its ETag, so ranges of an
     /// object that changed since are never mixed with the new one.
     fn ranges_key(&self) -> String {
         format!("{}\0{}", self.rel, self.etag)
+    }
+
+    fn name(&self) -> String {
+        self.path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
     }
 }
 
@@ -78,34 +99,39 @@ impl S3Job {
         }
     }
 
-    fn down_file(&self, i: usize) -> &DownFile {
+    fn down_file(&self, i: usize) -> Option<&DownFile> {
         match &self.mode {
-            Mode::Download(d) => &d.files[i],
-            Mode::Upload(_) => unreachable!("download step of an upload"),
+            Mode::Download(d) => d.active.get(&i),
+            Mode::Upload(_) => None,
         }
     }
 
     pub(super) fn plan_download(&mut self, sh: &mut Shared, mut room: usize, _now: Instant) {
-        if !self.download().listing_started {
-            self.download().listing_started = true;
-            if let Err(e) = fs::create_dir_all(&self.work.local) {
-                return self.fail(format!("Cannot create {}: {e}", self.work.local.display()));
+        if self.download().root.is_none() {
+            match DestDir::open_root(&self.work.local) {
+                Ok(root) => self.download().root = Some(Arc::new(root)),
+                Err(e) => {
+                    return self.fail(format!("Cannot create {}: {e}", self.work.local.display()));
+                }
             }
-            self.queue(Purpose::List { token: None });
-            return;
         }
-        // Ranges of files already open first; then open the next file and queue its
-        // ranges in the same pass (not on the next wake-up, which may be seconds away).
+        // Ranges of files already open first; then the next listing page if the files
+        // listed so far are nearly all started; then the next file, whose ranges are
+        // queued in the same pass (not on the next wake-up, which may be seconds away).
         loop {
-            let active: Vec<usize> = {
-                let d = self.download();
-                (0..d.next_file)
-                    .filter(|&i| d.files[i].state == DownState::Active)
-                    .collect()
-            };
-            for i in active {
+            let mut open: Vec<usize> = self
+                .download()
+                .active
+                .iter()
+                .filter(|(_, f)| !f.ranges_todo.is_empty())
+                .map(|(&i, _)| i)
+                .collect();
+            open.sort_unstable();
+            for i in open {
                 while room > 0 {
-                    let f = &mut self.download().files[i];
+                    let Some(f) = self.download().active.get_mut(&i) else {
+                        break;
+                    };
                     let Some((offset, len)) = f.ranges_todo.pop_front() else {
                         break;
                     };
@@ -118,186 +144,171 @@ impl S3Job {
                     room -= 1;
                 }
             }
-            let i = self.download().next_file;
-            if room == 0 || self.failure.is_some() || i >= self.download().files.len() {
+            let d = self.download();
+            if room > 0 && d.listing.wants_page(d.waiting.len()) {
+                let token = d.listing.take_token();
+                self.queue(Purpose::List { token });
+                room -= 1;
+            }
+            let d = self.download();
+            if room == 0 || d.active.len() >= sh.concurrency || self.failure.is_some() {
                 break;
             }
-            self.download().next_file += 1;
-            self.start_download(sh, i);
+            let Some(next) = self.download().waiting.pop_front() else {
+                break;
+            };
+            if self.start_download(sh, next) {
+                room -= 1;
+            }
         }
         let d = self.download();
-        if d.listing_done && d.finished_files == d.files.len() {
+        if d.listing.is_done() && d.waiting.is_empty() && d.active.is_empty() {
             self.done = true;
         }
     }
 
-    pub(super) fn on_listing(
-        &mut self,
-        sh: &mut Shared,
-        id: u64,
-        token: Option<String>,
-        resp: PoolResponse,
-        now: Instant,
-    ) {
-        let _ = token;
-        let page = match s3::parse_list_objects_v2(&resp.body) {
-            Ok(p) => p,
-            Err(e) => {
-                self.finished(id);
-                return self.fail(format!(
-                    "Listing {}: the store's answer is not usable: {e}",
-                    self.work.url
-                ));
-            }
-        };
-        self.finished(id);
-        let _ = (sh, now);
-        for object in page.objects {
-            if !object.key.starts_with(&self.prefix) {
-                return self.fail(format!(
-                    "Refusing object {:?} of {}: it is outside the prefix that was listed",
-                    object.key, self.work.url
-                ));
-            }
-            let Some(rel) = plan::key_below_prefix(&object.key, &self.prefix) else {
-                continue;
-            };
-            if rel.is_empty() || (rel.ends_with('/') && object.size == 0) {
-                continue; // a folder marker
-            }
-            if !self.filter.matches(rel) {
-                continue;
-            }
-            let safe = match plan::safe_relative_path(rel) {
-                Ok(p) => p,
-                Err(problem) => {
-                    return self.fail(format!(
-                        "Refusing object {:?} of {}: {problem}",
-                        object.key, self.work.url
-                    ))
-                }
-            };
-            self.progress.files_total += 1;
-            self.progress.bytes_total += object.size;
-            let dest = self.work.local.join(&safe);
-            let file = DownFile {
-                key: object.key.clone(),
-                rel: rel.to_string(),
-                size: object.size,
-                etag: unquote(&object.etag).to_string(),
-                seen_etag: None,
-                etag_not_md5: false,
-                dest,
-                state: DownState::Waiting,
-                file: None,
-                ranges_todo: VecDeque::new(),
-                busy: 0,
-            };
-            self.download().files.push(file);
-        }
+    /// The folder `rel_dir` beneath the download folder, made and opened without following
+    /// links.
+    fn dest_dir(&mut self, rel_dir: &Path) -> std::io::Result<Arc<DestDir>> {
         let d = self.download();
-        d.pages += 1;
-        match page.next_token {
-            Some(next) if d.pages >= MAX_PAGES || !d.tokens.insert(next.clone()) => {
-                self.fail(format!(
-                    "Listing {} does not end: the store repeats its continuation token",
-                    self.work.url
-                ));
+        if let Some((path, dir)) = &d.last_dir {
+            if path == rel_dir {
+                return Ok(dir.clone());
             }
-            Some(next) => self.queue(Purpose::List { token: Some(next) }),
-            None => d.listing_done = true,
         }
+        let root = d
+            .root
+            .clone()
+            .ok_or_else(|| std::io::Error::other("the download folder is not open"))?;
+        let dir = Arc::new(root.subdir(rel_dir)?);
+        d.last_dir = Some((rel_dir.to_path_buf(), dir.clone()));
+        Ok(dir)
     }
 
-    /// Opens object `i`'s temporary file and plans its ranges (none when it is already
-    /// whole: then it is skipped, or checked and moved into place).
-    fn start_download(&mut self, sh: &mut Shared, i: usize) {
-        let (rel, size, dest, ranges_key) = {
-            let f = self.down_file(i);
-            (f.rel.clone(), f.size, f.dest.clone(), f.ranges_key())
+    /// Starts object `listed`: skipped when the journal has it whole in place, else its
+    /// temporary file is opened (the journaled one when its ranges can be continued) and
+    /// its ranges planned. Returns whether it took a slot (its check went to a worker).
+    fn start_download(&mut self, sh: &mut Shared, listed: Listed) -> bool {
+        let rel_dir = listed.path.parent().unwrap_or(Path::new("")).to_path_buf();
+        let name = listed.name();
+        let dir = match self.dest_dir(&rel_dir) {
+            Ok(dir) => dir,
+            Err(e) => {
+                self.fail(format!(
+                    "Cannot write {:?} to {}: {e}",
+                    listed.key,
+                    self.work.local.join(&listed.path).display()
+                ));
+                return false;
+            }
         };
-        let journaled_done = match (&sh.journal, self.transfer) {
-            (Some(j), Some(t)) => j
-                .file(t, &rel)
+        let journal = sh.journal.as_ref().zip(self.transfer);
+        let size = listed.size;
+        let journaled_done = journal.is_some_and(|(j, t)| {
+            j.file(t, &listed.rel)
                 .ok()
                 .flatten()
-                .is_some_and(|r| r.state == FileState::Done && r.size == size),
-            _ => false,
-        };
-        if journaled_done && fs::metadata(&dest).is_ok_and(|m| m.len() == size) {
+                .is_some_and(|r| r.state == FileState::Done && r.size == size)
+        });
+        if journaled_done && dir.has_file(&name, size) {
             self.progress.files_done += 1;
             self.progress.files_skipped += 1;
             self.progress.bytes_done += size;
             self.progress.bytes_skipped += size;
-            let d = self.download();
-            d.files[i].state = DownState::Done;
-            d.finished_files += 1;
-            return;
+            return false;
         }
-        if let Err(e) = self.prepare_folder(&dest) {
-            self.fail(e);
-            return;
-        }
-        let temp = temp_name(&dest);
-        let file = match OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&temp)
-        {
-            Ok(f) => f,
-            Err(e) => {
-                self.fail(format!("Cannot create {}: {e}", temp.display()));
-                return;
+        let ranges_key = listed.ranges_key();
+        let mut resumed = None;
+        if let Some((j, t)) = journal {
+            match j.download_part(t, &listed.rel) {
+                Ok(Some(temp)) => {
+                    let recorded = j.ranges(t, &ranges_key).unwrap_or_default();
+                    // Ranges count only while the file is still ours and has its length.
+                    let reopened = dir
+                        .open_own(&temp)
+                        .ok()
+                        .filter(|f| f.metadata().is_ok_and(|m| m.len() == size));
+                    match reopened {
+                        Some(file) if !recorded.is_empty() => {
+                            resumed = Some((file, temp, recorded))
+                        }
+                        _ => {
+                            let _ = dir.remove(&temp);
+                            let _ = j.forget_ranges(t, &ranges_key);
+                        }
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    self.fail(e.to_string());
+                    return false;
+                }
             }
-        };
-        // Ranges finished by an earlier run count only if the file still has its length.
-        let recorded = match (&sh.journal, self.transfer) {
-            (Some(j), Some(t)) if file.metadata().is_ok_and(|m| m.len() == size) => {
-                j.ranges(t, &ranges_key).unwrap_or_default()
-            }
-            _ => Vec::new(),
-        };
-        if let Err(e) = file.set_len(size) {
-            self.fail(format!("Cannot size {}: {e}", temp.display()));
-            return;
         }
+        let (file, temp, recorded) = match resumed {
+            Some(r) => r,
+            None => match self.new_temp(sh, &dir, &listed, &name) {
+                Ok((file, temp)) => (file, temp, Vec::new()),
+                Err(e) => {
+                    self.fail(e);
+                    return false;
+                }
+            },
+        };
         let todo = plan::missing_ranges(size, &recorded, plan::range_size(size));
         let skipped = size - todo.iter().map(|r| r.1).sum::<u64>();
         self.progress.bytes_done += skipped;
         self.progress.bytes_skipped += skipped;
-        let f = &mut self.download().files[i];
-        f.file = Some(Arc::new(file));
-        f.state = DownState::Active;
-        f.ranges_todo = todo.into();
-        if f.ranges_todo.is_empty() {
-            self.verify(sh, i);
+        let d = self.download();
+        let id = d.next_id;
+        d.next_id += 1;
+        let whole = todo.is_empty();
+        d.active.insert(
+            id,
+            DownFile {
+                listed,
+                seen_etag: None,
+                etag_not_md5: false,
+                dir,
+                temp,
+                file: Arc::new(file),
+                ranges_todo: todo.into(),
+                busy: 0,
+            },
+        );
+        if whole {
+            self.verify(sh, id);
         }
+        whole
     }
 
-    /// Creates the folders above `dest` and checks that, symlinks resolved, they are inside
-    /// the download folder: a link planted there must not redirect a write outside it.
-    fn prepare_folder(&self, dest: &std::path::Path) -> Result<(), String> {
-        let parent = dest.parent().unwrap_or(&self.work.local);
-        fs::create_dir_all(parent)
-            .map_err(|e| format!("Cannot create {}: {e}", parent.display()))?;
-        let root = fs::canonicalize(&self.work.local).map_err(|e| e.to_string())?;
-        let real = fs::canonicalize(parent).map_err(|e| e.to_string())?;
-        if !real.starts_with(&root) {
-            return Err(format!(
-                "Refusing to write {}: it leads outside {}",
-                dest.display(),
-                root.display()
-            ));
+    /// A new temporary file of the object's size, its name journaled before any range of
+    /// it is (an empty object has no ranges and needs no record).
+    fn new_temp(
+        &self,
+        sh: &mut Shared,
+        dir: &DestDir,
+        listed: &Listed,
+        name: &str,
+    ) -> Result<(File, String), String> {
+        let where_ = || self.work.local.join(&listed.path).display().to_string();
+        let (file, temp) = create_temp(dir, name, 0o666, &mut sh.net.random)
+            .map_err(|e| format!("Cannot create a temporary file for {}: {e}", where_()))?;
+        let sized = file.set_len(listed.size);
+        let recorded = match (&sh.journal, self.transfer) {
+            (Some(j), Some(t)) if listed.size > 0 => j
+                .set_download_part(t, &listed.rel, &temp)
+                .map_err(|e| e.to_string()),
+            _ => Ok(()),
+        };
+        if let Err(e) = sized
+            .map_err(|e| format!("Cannot size {}: {e}", where_()))
+            .and(recorded)
+        {
+            let _ = dir.remove(&temp);
+            return Err(e);
         }
-        if fs::symlink_metadata(dest).is_ok_and(|m| m.file_type().is_symlink()) {
-            return Err(format!(
-                "Refusing to write {}: it is a symlink",
-                dest.display()
-            ));
-        }
-        Ok(())
+        Ok((file, temp))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -311,16 +322,14 @@ impl S3Job {
         resp: PoolResponse,
         now: Instant,
     ) {
-        let (key, size, ranges_key) = {
-            let f = self.down_file(file);
-            (f.key.clone(), f.size, f.ranges_key())
+        let Some((key, size, ranges_key)) = self
+            .down_file(file)
+            .map(|f| (f.listed.key.clone(), f.listed.size, f.listed.ranges_key()))
+        else {
+            return self.finished(id);
         };
         let whole = offset == 0 && len == size;
         let status_ok = resp.head.status == 206 || (resp.head.status == 200 && whole);
-        let answered_etag = resp
-            .head
-            .header("etag")
-            .map(|v| unquote(&String::from_utf8_lossy(v)).to_string());
         if !status_ok {
             self.finished(id);
             return self.fail(format!(
@@ -328,11 +337,33 @@ impl S3Job {
                 resp.head.status
             ));
         }
+        if resp.head.status == 206 {
+            let stated = resp.head.header("content-range");
+            if !stated
+                .and_then(parse_content_range)
+                .is_some_and(|r| r.is(offset, len, size))
+            {
+                self.finished(id);
+                let stated = stated.map_or("no Content-Range".into(), |v| {
+                    format!("Content-Range {:?}", String::from_utf8_lossy(v))
+                });
+                return self.fail(format!(
+                    "Downloading {key}: the store answered {stated} to a request for bytes {offset}-{} of {size}",
+                    offset + len - 1
+                ));
+            }
+        }
+        let answered_etag = resp
+            .head
+            .header("etag")
+            .map(|v| unquote(&String::from_utf8_lossy(v)).to_string());
         if let Some(answered) = answered_etag {
-            let f = &mut self.download().files[file];
-            let expected = match (&f.seen_etag, f.etag.is_empty()) {
+            let Some(f) = self.download().active.get_mut(&file) else {
+                return self.finished(id);
+            };
+            let expected = match (&f.seen_etag, f.listed.etag.is_empty()) {
                 (Some(seen), _) => seen.clone(),
-                (None, false) => f.etag.clone(),
+                (None, false) => f.listed.etag.clone(),
                 (None, true) => answered.clone(),
             };
             if answered != expected {
@@ -344,7 +375,9 @@ impl S3Job {
             f.seen_etag = Some(answered);
         }
         if etag_is_not_md5(&resp.head) {
-            self.download().files[file].etag_not_md5 = true;
+            if let Some(f) = self.download().active.get_mut(&file) {
+                f.etag_not_md5 = true;
+            }
         }
         if resp.written != len {
             // A short body is a transport failure: fetch the range again.
@@ -363,31 +396,32 @@ impl S3Job {
         }
         self.progress.bytes_done += len;
         let download = self.download();
-        let f = &mut download.files[file];
-        if let Some(written) = &f.file {
-            download.drop_behind.written(written, offset, len);
-        }
+        let Some(f) = download.active.get_mut(&file) else {
+            return;
+        };
+        download.drop_behind.written(&f.file, offset, len);
         f.busy -= 1;
         if f.ranges_todo.is_empty() && f.busy == 0 {
             self.verify(sh, file);
         }
     }
 
-    /// Checks a complete file on a worker thread: its size, and its MD5 when the ETag is
-    /// one (single-part uploads without KMS). A large file is then flushed and dropped
-    /// from the page cache ([`drop_behind::settle`]); small ones are not flushed: the
-    /// input folder is the pod's own volume, which a sidecar restart keeps (with the page
-    /// cache) and a node failure loses whole.
+    /// Finishes a complete file on a worker thread: checks its size, and its MD5 when the
+    /// ETag is one (single-part uploads without KMS); flushes it (so the journal never
+    /// records as done a file a crash could still lose), drops a large one from the page
+    /// cache ([`drop_behind::settle`]), renames it into place and flushes its folder.
     fn verify(&mut self, sh: &mut Shared, i: usize) {
-        let (file, size, md5) = {
-            let f = self.down_file(i);
-            let etag = f.seen_etag.as_ref().unwrap_or(&f.etag);
-            let md5 =
-                !f.etag_not_md5 && etag.len() == 32 && etag.bytes().all(|b| b.is_ascii_hexdigit());
-            (f.file.clone(), f.size, md5)
-        };
-        let Some(file) = file else { return };
-        self.download().files[i].state = DownState::Verifying;
+        let Some(f) = self.down_file(i) else { return };
+        let etag = f.seen_etag.clone().unwrap_or_else(|| f.listed.etag.clone());
+        let md5 =
+            !f.etag_not_md5 && etag.len() == 32 && etag.bytes().all(|b| b.is_ascii_hexdigit());
+        let (file, dir, temp, name, size) = (
+            f.file.clone(),
+            f.dir.clone(),
+            f.temp.clone(),
+            f.listed.name(),
+            f.listed.size,
+        );
         let id = self.track_work(Purpose::Verify { file: i });
         sh.workers.submit(id, move || {
             let len = file.metadata()?.len();
@@ -396,13 +430,21 @@ impl S3Job {
                     "{len} bytes on disk, {size} listed"
                 )));
             }
-            let digest = if md5 {
-                md5_file(&file, size)?
-            } else {
-                String::new()
-            };
-            drop_behind::settle(&file, size)?;
-            Ok(digest)
+            if md5 {
+                let digest = md5_file(&file, size)?;
+                if !digest.eq_ignore_ascii_case(&etag) {
+                    let _ = dir.remove(&temp);
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!("the content's MD5 {digest} does not match its ETag {etag}"),
+                    ));
+                }
+            }
+            file.sync_data()?;
+            drop_behind::settle(&file, size);
+            dir.rename(&temp, &name)?;
+            dir.sync()?;
+            Ok(String::new())
         });
     }
 
@@ -416,79 +458,50 @@ impl S3Job {
             return;
         };
         self.finished(id);
-        let (key, rel, size, etag, dest, ranges_key) = {
-            let f = self.down_file(i);
-            let etag = f.seen_etag.clone().unwrap_or_else(|| f.etag.clone());
-            (
-                f.key.clone(),
-                f.rel.clone(),
-                f.size,
-                etag,
-                f.dest.clone(),
-                f.ranges_key(),
-            )
+        let Some(f) = self.download().active.remove(&i) else {
+            return;
         };
-        match result {
-            Err(e) => return self.fail(format!("Downloading {key}: {e}")),
-            Ok(digest) if !digest.is_empty() && !digest.eq_ignore_ascii_case(&etag) => {
-                if let (Some(j), Some(t)) = (&sh.journal, self.transfer) {
-                    let _ = j.forget_ranges(t, &ranges_key);
-                }
-                return self.fail(format!(
-                    "Downloading {key}: the content's MD5 {digest} does not match its ETag {etag}"
-                ));
+        let journal = sh.journal.as_ref().zip(self.transfer);
+        if let Err(e) = result {
+            if let (Some((j, t)), std::io::ErrorKind::InvalidData) = (journal, e.kind()) {
+                let _ = j.forget_ranges(t, &f.listed.ranges_key());
             }
-            Ok(_) => {}
+            return self.fail(format!("Downloading {}: {e}", f.listed.key));
         }
-        if let Err(e) = fs::rename(temp_name(&dest), &dest) {
-            return self.fail(format!("Cannot move {} into place: {e}", dest.display()));
-        }
-        if let (Some(j), Some(t)) = (&sh.journal, self.transfer) {
-            if let Err(e) = j.set_file(
-                t,
-                &rel,
-                FileRecord {
-                    size,
-                    mtime_ns: 0,
-                    state: FileState::Done,
-                },
-            ) {
+        if let Some((j, t)) = journal {
+            let done = j.download_done(t, &f.listed.rel, &f.listed.ranges_key(), f.listed.size);
+            if let Err(e) = done {
                 return self.fail(e.to_string());
             }
-            let _ = j.forget_ranges(t, &ranges_key);
         }
         self.progress.files_done += 1;
-        let d = self.download();
-        d.finished_files += 1;
-        d.files[i].state = DownState::Done;
-        d.files[i].file = None;
     }
 
     pub(super) fn download_request_of(&self, purpose: &Purpose) -> (Request, ResponseSink) {
         let Purpose::Get { file, offset, len } = *purpose else {
             unreachable!("only GETs are download requests")
         };
-        let f = self.down_file(file);
-        let sink = match &f.file {
-            Some(fd) => ResponseSink::File {
-                file: fd.clone(),
-                offset,
-                max_len: len,
-            },
-            None => ResponseSink::Collect { max: 0 },
+        let (key, sink) = match self.down_file(file) {
+            Some(f) => (
+                f.listed.key.as_str(),
+                ResponseSink::File {
+                    file: f.file.clone(),
+                    offset,
+                    max_len: len,
+                },
+            ),
+            None => ("", ResponseSink::Collect { max: 0 }),
         };
         let last = offset + len.max(1) - 1;
         (
-            s3::get_object(&self.target, &f.key, Some((offset, last)), None),
+            s3::get_object(&self.target, key, Some((offset, last)), None),
             sink,
         )
     }
 
     pub(super) fn describe_get(&self, file: usize, offset: u64) -> String {
-        format!(
-            "Downloading {} (from byte {offset})",
-            self.down_file(file).key
-        )
+        let key = self.down_file(file).map_or("", |f| f.listed.key.as_str());
+        format!("Downloading {key} (from byte {offset})")
     }
 }
 
@@ -509,7 +522,7 @@ fn md5_file(file: &File, size: u64) -> std::io::Result<String> {
     use md5::{Digest, Md5};
     use std::os::unix::fs::FileExt;
     let mut hasher = Md5::new();
-    let mut buf = vec![0u8; 1 << 20];
+    let mut buf = vec![0u8; usize::try_from(size.min(1 << 20)).unwrap_or(1 << 20)];
     let mut done = 0u64;
     while done < size {
         let want = buf

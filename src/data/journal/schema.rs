@@ -7,7 +7,7 @@ use super::{Journal, JournalError};
 
 /// The schema this code writes. Bump it (and add a migration step in `prepare`) when a
 /// table changes.
-pub(super) const VERSION: i64 = 1;
+pub(super) const VERSION: i64 = 2;
 
 /// The table that marks a database as a sidewire journal and holds its schema version.
 const VERSION_TABLE: &str = "sidewire_journal";
@@ -60,6 +60,14 @@ CREATE TABLE range (
     len INTEGER NOT NULL,
     PRIMARY KEY (transfer, path, offset)
 ) WITHOUT ROWID;
+-- The temporary file a download is written to, so a restarted ctrl continues that file
+-- (its name holds a random nonce, so it cannot be derived again).
+CREATE TABLE download_part (
+    transfer INTEGER NOT NULL REFERENCES transfer (id),
+    path TEXT NOT NULL,
+    name TEXT NOT NULL,
+    PRIMARY KEY (transfer, path)
+) WITHOUT ROWID;
 -- AUTOINCREMENT: ids are never reused, so acknowledging up to an id never removes a
 -- line spilled after the acknowledged batch was read.
 CREATE TABLE log_spill (id INTEGER PRIMARY KEY AUTOINCREMENT, payload BLOB NOT NULL);
@@ -72,6 +80,17 @@ END;
 CREATE TRIGGER log_spill_removed AFTER DELETE ON log_spill BEGIN
     UPDATE log_spill_size SET bytes = bytes - length(old.payload);
 END;
+";
+
+/// Version 1 to 2: downloads record their temporary file's name.
+const ADD_DOWNLOAD_PART: &str = "
+CREATE TABLE download_part (
+    transfer INTEGER NOT NULL REFERENCES transfer (id),
+    path TEXT NOT NULL,
+    name TEXT NOT NULL,
+    PRIMARY KEY (transfer, path)
+) WITHOUT ROWID;
+UPDATE sidewire_journal SET version = 2;
 ";
 
 /// Creates the schema in an empty database, or checks the version of an existing one.
@@ -108,6 +127,10 @@ pub(super) fn prepare(journal: &Journal) -> Result<(), JournalError> {
             supported: VERSION,
         }),
         Some(VERSION) => Ok(()),
+        Some(1) => {
+            tx.execute_batch(ADD_DOWNLOAD_PART).map_err(step)?;
+            tx.commit().map_err(step)
+        }
         Some(found) => Err(JournalError::Corrupt {
             path: journal.path.clone(),
             what: format!("schema version {found} is not one sidewire ever wrote"),

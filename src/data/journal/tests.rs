@@ -343,7 +343,8 @@ fn a_newer_schema_is_refused() {
     assert!(matches!(err, JournalError::NewerSchema { .. }), "{err:?}");
     let message = err.to_string();
     assert!(
-        message.contains("schema version 2") && message.contains("journal.db"),
+        message.contains(&format!("schema version {}", schema::VERSION + 1))
+            && message.contains("journal.db"),
         "{message}"
     );
 }
@@ -394,4 +395,53 @@ fn the_journal_and_its_wal_are_private_and_a_planted_link_is_refused() {
     let err = Journal::open(&link).err().expect("a symlink is refused");
     assert!(matches!(err, JournalError::File { .. }), "{err}");
     assert_eq!(std::fs::read(&victim).unwrap(), b"not a journal");
+}
+
+#[test]
+fn a_download_records_its_temporary_file_until_it_is_done() {
+    let dir = TestDir::new("download-part");
+    let path = dir.journal_path();
+    {
+        let j = Journal::open(&path).unwrap();
+        let t = j.transfer(Direction::Download, "in").unwrap();
+        assert_eq!(j.download_part(t, "a/b").unwrap(), None);
+        j.set_download_part(t, "a/b", ".b.0123456789abcdef.sidewire-part")
+            .unwrap();
+        j.record_range(t, "a/b\0etag", 0, 10).unwrap();
+    }
+    let j = Journal::open(&path).unwrap();
+    let t = j.transfer(Direction::Download, "in").unwrap();
+    assert_eq!(
+        j.download_part(t, "a/b").unwrap().as_deref(),
+        Some(".b.0123456789abcdef.sidewire-part")
+    );
+    j.download_done(t, "a/b", "a/b\0etag", 20).unwrap();
+    assert_eq!(j.download_part(t, "a/b").unwrap(), None);
+    assert!(j.ranges(t, "a/b\0etag").unwrap().is_empty());
+    let file = j.file(t, "a/b").unwrap().unwrap();
+    assert_eq!((file.size, file.state), (20, FileState::Done));
+}
+
+#[test]
+fn a_version_1_journal_gains_the_download_part_table() {
+    let dir = TestDir::new("migrate-1");
+    let path = dir.journal_path();
+    {
+        let j = Journal::open(&path).unwrap();
+        j.transfer(Direction::Download, "in").unwrap();
+    }
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch("DROP TABLE download_part; UPDATE sidewire_journal SET version = 1;")
+        .unwrap();
+    drop(conn);
+    let j = Journal::open(&path).unwrap();
+    let t = j.transfer(Direction::Download, "in").unwrap();
+    j.set_download_part(t, "x", "name").unwrap();
+    assert_eq!(j.download_part(t, "x").unwrap().as_deref(), Some("name"));
+    drop(j);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let version: i64 = conn
+        .query_row("SELECT version FROM sidewire_journal", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, schema::VERSION);
 }

@@ -306,6 +306,61 @@ impl Journal {
             .map_err(|e| self.sql_error(format!("forgetting the ranges of {rel_path:?}"), e))
     }
 
+    /// The temporary file the download of `rel_path` was being written to, if recorded.
+    pub fn download_part(
+        &self,
+        t: TransferId,
+        rel_path: &str,
+    ) -> Result<Option<String>, JournalError> {
+        self.conn
+            .prepare_cached("SELECT name FROM download_part WHERE transfer = ?1 AND path = ?2")
+            .and_then(|mut stmt| stmt.query_row((t.0, rel_path), |r| r.get(0)).optional())
+            .map_err(|e| self.sql_error(format!("reading the temporary file of {rel_path:?}"), e))
+    }
+
+    /// Records the temporary file the download of `rel_path` is written to (before any of
+    /// its ranges is recorded), replacing an earlier one.
+    pub fn set_download_part(
+        &self,
+        t: TransferId,
+        rel_path: &str,
+        name: &str,
+    ) -> Result<(), JournalError> {
+        self.conn
+            .prepare_cached(
+                "INSERT OR REPLACE INTO download_part (transfer, path, name) VALUES (?1, ?2, ?3)",
+            )
+            .and_then(|mut stmt| stmt.execute((t.0, rel_path, name)))
+            .map(drop)
+            .map_err(|e| self.sql_error(format!("recording the temporary file of {rel_path:?}"), e))
+    }
+
+    /// Records a finished download in one transaction: the file as done, its ranges
+    /// (recorded under `ranges_key`) and its temporary file forgotten.
+    pub fn download_done(
+        &self,
+        t: TransferId,
+        rel_path: &str,
+        ranges_key: &str,
+        size: u64,
+    ) -> Result<(), JournalError> {
+        self.write(
+            || format!("recording the download of {rel_path:?}"),
+            |tx| {
+                tx.prepare_cached(
+                    "INSERT OR REPLACE INTO file (transfer, path, size, mtime_ns, done)
+                     VALUES (?1, ?2, ?3, 0, 1)",
+                )?
+                .execute((t.0, rel_path, size))?;
+                tx.prepare_cached("DELETE FROM range WHERE transfer = ?1 AND path = ?2")?
+                    .execute((t.0, ranges_key))?;
+                tx.prepare_cached("DELETE FROM download_part WHERE transfer = ?1 AND path = ?2")?
+                    .execute((t.0, rel_path))
+                    .map(drop)
+            },
+        )
+    }
+
     fn expect_transfer(&self, transfer: TransferId, rows: usize) -> Result<(), JournalError> {
         match rows {
             0 => Err(self.unknown_transfer(transfer)),

@@ -57,6 +57,14 @@ fn keys_that_leave_the_folder_are_refused() {
     assert_eq!(safe_relative_path("nul\0x"), Err(KeyProblem::Nul));
     assert_eq!(safe_relative_path("./"), Err(KeyProblem::Empty));
     assert_eq!(safe_relative_path(""), Err(KeyProblem::Empty));
+    assert_eq!(
+        safe_relative_path("a/.b.0123456789abcdef.sidewire-part"),
+        Err(KeyProblem::TemporaryName)
+    );
+    assert_eq!(
+        safe_relative_path(".x.sidewire-part"),
+        Ok(PathBuf::from(".x.sidewire-part"))
+    );
 }
 
 #[test]

@@ -14,6 +14,7 @@
 
 mod chunked;
 mod collector;
+mod content_range;
 mod request;
 mod response;
 #[cfg(test)]
@@ -22,6 +23,7 @@ mod tests;
 use std::fmt;
 
 pub use collector::{Collector, Response};
+pub use content_range::{parse_content_range, ContentRange};
 pub use request::{write_request, Body, RequestError};
 pub use response::ResponseParser;
 
