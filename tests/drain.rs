@@ -13,9 +13,10 @@ mod support;
 use std::collections::HashSet;
 use std::path::Path;
 use std::process::{Child, Command};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::fault_proxy::{Exchange, FaultPlan, FaultProxy};
+use common::fault_proxy::{Exchange, Fault, FaultPlan, FaultProxy, Rule};
 use common::pod::{io_type, pod_dir, texts_of, wait_exit, Pod};
 use common::{OsmoService, ServiceConfig};
 use s3_server::S3Server;
@@ -30,6 +31,8 @@ const LONG: Duration = Duration::from_secs(120);
 struct Task {
     s3: S3Server,
     proxy: FaultProxy,
+    /// The proxy's faults (none unless a test adds some).
+    plan: Arc<Mutex<FaultPlan>>,
     service: OsmoService,
     cfg: ServiceConfig,
     dir: std::path::PathBuf,
@@ -39,7 +42,8 @@ impl Task {
     fn new(name: &str) -> Task {
         let s3 = S3Server::start(KEY, SECRET);
         s3.create_bucket("bucket");
-        let proxy = FaultProxy::start(s3.port, FaultPlan::shared(1));
+        let plan = FaultPlan::shared(1);
+        let proxy = FaultProxy::start(s3.port, plan.clone());
         let cfg = ServiceConfig::default();
         let service = OsmoService::start(cfg.clone());
         let dir = pod_dir(name);
@@ -47,6 +51,7 @@ impl Task {
         Task {
             s3,
             proxy,
+            plan,
             service,
             cfg,
             dir,
@@ -303,6 +308,44 @@ fn sigterm_while_the_command_runs_lets_it_save_and_its_output_is_uploaded() {
     let messages = task.service.messages();
     assert!(texts_of(&messages, "STDOUT").iter().any(|t| t == "saving"));
     assert_eq!(messages.last().map(io_type).as_deref(), Some("LOG_DONE"));
+}
+
+#[test]
+fn sigterm_while_inputs_download_stops_at_once_and_the_command_never_runs() {
+    let task = Task::new("drain-inputs");
+    // The store's answers are held back: the download is still going at the signal.
+    task.plan
+        .lock()
+        .unwrap()
+        .push(Rule::fraction(1.0, Fault::Stall(Duration::from_secs(30))).method("GET"));
+    let input = task.dir.join("input");
+    let mut ctrl = task.start_ctrl(&[
+        "-inputs",
+        "url:in,s3://bucket/in,",
+        "-inputPath",
+        input.to_str().unwrap(),
+    ]);
+    let agent = Pod::start_agent(&task.dir, "echo ran > marker");
+    assert!(
+        task.service
+            .wait_for(|m| !texts_of(m, "DOWNLOAD").is_empty(), LONG),
+        "the download starts"
+    );
+    signal(&ctrl, "-TERM");
+    let at_signal = Instant::now();
+    let code = wait_exit(&mut ctrl, Duration::from_secs(30));
+    let took = at_signal.elapsed();
+    reap(agent);
+    println!("ctrl exited {code:?} {took:?} after SIGTERM");
+    assert_eq!(code, Some(143));
+    assert!(
+        took < Duration::from_secs(5),
+        "nothing to save before the command: no waiting for the drain deadline"
+    );
+    assert!(!task.dir.join("marker").exists(), "the command ran");
+    assert!(texts_of(&task.service.messages(), "OSMO_CTRL")
+        .iter()
+        .any(|t| t == "Received signal 15 before the command ran: stopping"));
 }
 
 #[test]
