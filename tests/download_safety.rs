@@ -313,8 +313,17 @@ fn cut_short(name: &str) -> CutShort {
         assert!(Instant::now() < deadline, "three ranges never finished");
         std::thread::sleep(Duration::from_millis(50));
     }
-    // Let the third range's journal record land.
-    std::thread::sleep(Duration::from_millis(300));
+    // The three ranges are journaled (WAL mode: readable while ctrl writes).
+    let journal = rusqlite::Connection::open(dir.join("journal.db")).unwrap();
+    let journaled = || -> i64 {
+        journal
+            .query_row("SELECT count(*) FROM range", [], |r| r.get(0))
+            .unwrap_or(0)
+    };
+    while journaled() < 3 {
+        assert!(Instant::now() < deadline, "three ranges never journaled");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     kill_group(&mut child);
     let temps: Vec<String> = tree(&dir.join("input/in"))
         .into_iter()
