@@ -270,8 +270,18 @@ fn kill_group(child: &mut std::process::Child) {
     let _ = child.wait();
 }
 
-#[test]
-fn a_download_cut_short_continues_its_own_temporary_file() {
+/// A download of one 96 MiB object whose first `sidewire run` is killed once three of its
+/// four ranges are journaled, the fourth stalled.
+struct CutShort {
+    s3: S3Server,
+    proxy: FaultProxy,
+    dir: PathBuf,
+    source: PathBuf,
+    /// The temporary file the killed run left.
+    temp: PathBuf,
+}
+
+fn cut_short(name: &str) -> CutShort {
     let s3 = S3Server::start(KEY, SECRET);
     s3.create_bucket("bucket");
     let size = 96 * MIB + 5; // four 32 MiB ranges, the last of 5 bytes
@@ -285,7 +295,7 @@ fn a_download_cut_short_continues_its_own_temporary_file() {
             .target("big.bin"),
     );
     let proxy = FaultProxy::start(s3.port, plan.clone());
-    let dir = temp_dir("dl-resume");
+    let dir = temp_dir(name);
     write_credentials(&dir, "bucket", &proxy.endpoint(), SECRET);
     let mut first = Command::new(env!("CARGO_BIN_EXE_sidewire"));
     first
@@ -303,27 +313,80 @@ fn a_download_cut_short_continues_its_own_temporary_file() {
         assert!(Instant::now() < deadline, "three ranges never finished");
         std::thread::sleep(Duration::from_millis(50));
     }
-    // Let the third range's journal record land.
-    std::thread::sleep(Duration::from_millis(300));
+    // The three ranges are journaled (WAL mode: readable while ctrl writes).
+    let journal = rusqlite::Connection::open(dir.join("journal.db")).unwrap();
+    let journaled = || -> i64 {
+        journal
+            .query_row("SELECT count(*) FROM range", [], |r| r.get(0))
+            .unwrap_or(0)
+    };
+    while journaled() < 3 {
+        assert!(Instant::now() < deadline, "three ranges never journaled");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     kill_group(&mut child);
     let temps: Vec<String> = tree(&dir.join("input/in"))
         .into_iter()
         .filter(|p| p.starts_with(".big.bin.") && p.ends_with(".sidewire-part"))
         .collect();
     assert_eq!(temps.len(), 1, "{:?}", tree(&dir.join("input")));
-
     plan.lock().unwrap().clear();
-    let before = proxy.count("GET", "big.bin");
-    let out = run(&dir, &["url:in,s3://bucket,".into()], &[], &["true"]);
+    let temp = dir.join("input/in").join(&temps[0]);
+    CutShort {
+        s3,
+        proxy,
+        dir,
+        source,
+        temp,
+    }
+}
+
+#[test]
+fn a_download_cut_short_continues_its_own_temporary_file() {
+    let cut = cut_short("dl-resume");
+    let before = cut.proxy.count("GET", "big.bin");
+    let out = run(&cut.dir, &["url:in,s3://bucket,".into()], &[], &["true"]);
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
-    assert!(same_content(&source, &dir.join("input/in/big.bin")));
+    assert!(same_content(&cut.source, &cut.dir.join("input/in/big.bin")));
     assert_eq!(
-        proxy.count("GET", "big.bin") - before,
+        cut.proxy.count("GET", "big.bin") - before,
         1,
         "only the stalled range is fetched again"
     );
-    assert_eq!(tree(&dir.join("input/in")), vec!["big.bin".to_string()]);
-    let _ = fs::remove_dir_all(&dir);
+    assert_eq!(tree(&cut.dir.join("input/in")), vec!["big.bin".to_string()]);
+    drop(cut.s3);
+    let _ = fs::remove_dir_all(&cut.dir);
+}
+
+#[test]
+fn a_link_put_in_place_of_a_cut_short_temporary_file_is_not_written_through() {
+    let cut = cut_short("dl-resume-link");
+    let outside = Outside::new(&cut.dir);
+    // Same length as the object, so only the kind of file tells it apart.
+    let secret = outside.file("secret1");
+    let len = fs::metadata(&cut.source).unwrap().len();
+    fs::File::options()
+        .write(true)
+        .open(&secret)
+        .unwrap()
+        .set_len(len)
+        .unwrap();
+    let secret_before = fs::read(&secret).unwrap();
+    fs::remove_file(&cut.temp).unwrap();
+    symlink(&secret, &cut.temp).unwrap();
+    let out = run(&cut.dir, &["url:in,s3://bucket,".into()], &[], &["true"]);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    assert!(
+        fs::read(&secret).unwrap() == secret_before,
+        "written through the link"
+    );
+    assert!(same_content(&cut.source, &cut.dir.join("input/in/big.bin")));
+    let left: Vec<String> = tree(&cut.dir.join("input/in"))
+        .into_iter()
+        .filter(|p| p.ends_with(".sidewire-part"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    let _ = fs::remove_dir_all(&cut.dir);
 }
 
 #[test]
