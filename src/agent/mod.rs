@@ -18,9 +18,10 @@
 pub mod checkpoint;
 pub mod command;
 pub mod lines;
+mod link;
 pub mod outbox;
 pub mod passthrough;
-mod link;
+mod reaper;
 mod resume;
 
 use std::io::{self, Write};
@@ -68,6 +69,8 @@ enum Timer {
     CtrlStall,
     /// Dial ctrl again (it went away).
     Redial,
+    /// What is left of the command's process group had its grace.
+    KillLeftovers,
 }
 
 #[derive(Debug, PartialEq)]
@@ -90,6 +93,7 @@ enum Phase {
 pub fn main(args: ExecArgs) -> i32 {
     let argv = args.argv();
     prepare_shell_files(&args);
+    reaper::become_subreaper();
     let stream = match dial(&args.socket_path, args.unix_timeout) {
         Ok(s) => s,
         Err(e) => {
@@ -106,6 +110,7 @@ pub fn main(args: ExecArgs) -> i32 {
                 crate::note_error!("osmo_exec: event loop: {e}");
                 1
             });
+            agent.kill_leftovers();
             if let Some(streams) = agent.passthrough.as_mut() {
                 passthrough::finish(streams);
             }
@@ -187,6 +192,8 @@ struct Agent {
     read_more: bool,
     passthrough: Option<[Passthrough; 2]>,
     running: Option<Running>,
+    /// The process group of a command that exited, while its leftovers have their grace.
+    leftover_group: Option<rustix::process::Pid>,
     output_folder: String,
     phase: Phase,
     checkpoints: Option<checkpoint::Checkpoints>,
@@ -231,6 +238,7 @@ impl Agent {
             read_more: false,
             passthrough,
             running: None,
+            leftover_group: None,
             output_folder: String::new(),
             phase: Phase::WaitingStart,
             checkpoints,
@@ -345,7 +353,7 @@ impl Agent {
         let Some(running) = self.running.as_mut() else {
             return;
         };
-        let Some(code) = running.reap() else { return };
+        let Some(code) = running.status() else { return };
         if running.pipes.iter().any(|p| p.is_open()) {
             if !self.timers.is_armed(Timer::PipeGrace) {
                 self.timers.set(Timer::PipeGrace, now + PIPE_GRACE);
@@ -380,7 +388,7 @@ impl Agent {
     fn on_signals(&mut self) {
         for sig in self.signals.pending() {
             if sig == signals::SIGCHLD {
-                continue; // reaped in check_finished
+                continue; // reaped on every tick
             }
             // The container is stopping: pass the signal on to the command's group.
             match self.running.as_ref() {
@@ -409,6 +417,7 @@ impl Handler for Agent {
                     }
                 }
                 Timer::CtrlStall => {}
+                Timer::KillLeftovers => self.kill_leftovers(),
                 Timer::Redial => self.redial(now),
                 Timer::ExitGrace => {
                     // While ctrl is away, the re-dial deadline decides instead.
@@ -420,6 +429,7 @@ impl Handler for Agent {
         }
         // Write first so a full outbox drains before the pipes are read.
         self.service_ctrl();
+        self.reap_children(now);
         self.read_output(now);
         self.check_finished(now);
         self.service_checkpoints(now);
@@ -428,7 +438,7 @@ impl Handler for Agent {
             p.iter_mut().for_each(Passthrough::flush);
         }
         if let Phase::Exiting { code } = self.phase {
-            if self.outbox.is_empty() && self.greeting.is_empty() {
+            if self.outbox.is_empty() && self.greeting.is_empty() && !self.leftovers_pending() {
                 self.exit = Some(code);
             }
         }

@@ -2,6 +2,7 @@
 //! lives here; each function does one syscall's worth of work and returns `io::Result`.
 
 pub mod fd;
+pub mod process;
 pub mod random;
 pub mod signals;
 pub mod termlog;
