@@ -215,3 +215,78 @@ fn checkpoints_upload_to_a_real_s3_server_with_the_user_credentials() {
     );
     let _ = std::fs::remove_dir_all(&work);
 }
+
+/// The pids of `parent`'s children.
+fn children_of(parent: u32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{parent}/task/{parent}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+#[test]
+fn sigterm_to_the_agent_lets_the_command_save_then_the_final_checkpoint_uploads_and_is_reported() {
+    let work = temp_dir("sigterm");
+    let ckpt = work.join("output/ckpt");
+    let stored = work.join("store/ckpt");
+    let ready = work.join("ready");
+    // A training job that saves its state when told to stop.
+    let script = format!(
+        "mkdir -p {c}; echo early > {c}/state; trap 'echo saved > {c}/state; exit 7' TERM; \
+         touch {r}; while :; do sleep 0.1; done",
+        c = ckpt.display(),
+        r = ready.display()
+    );
+    // A period far beyond the test: only the final checkpoint runs.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sidewire"))
+        .arg("run")
+        .arg(format!("-workdir={}", work.display()))
+        .arg("-checkpoint=ckpt;600")
+        .args(["--", "sh", "-c", &script])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sidewire run");
+    let started = Instant::now();
+    while !ready.exists() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the command starts"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Kubernetes signals the user container's PID 1: the agent, not ctrl.
+    let agent = children_of(child.id());
+    assert_eq!(agent.len(), 1, "the run's one child is its agent");
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(agent[0] as i32).unwrap(),
+        rustix::process::Signal::TERM,
+    )
+    .unwrap();
+    while child.try_wait().expect("wait").is_none() {
+        assert!(started.elapsed() < Duration::from_secs(60), "run hangs");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().expect("output");
+    let log = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(7),
+        "{log}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(contents(&stored)["state"], b"saved\n", "{log}");
+    let lines: Vec<&str> = log.lines().collect();
+    let uploaded = lines
+        .iter()
+        .position(|l| l.contains("Checkpointing data from") && l.ends_with(" finished"));
+    let reported = lines
+        .iter()
+        .position(|l| l.contains("Command failed with error: exit status 7"));
+    assert!(
+        uploaded.is_some() && reported.is_some() && uploaded < reported,
+        "the final checkpoint is uploaded, then the command's end reported\n{log}"
+    );
+    let _ = std::fs::remove_dir_all(&work);
+}
