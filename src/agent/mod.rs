@@ -194,6 +194,8 @@ struct Agent {
     running: Option<Running>,
     /// The process group of a command that exited, while its leftovers have their grace.
     leftover_group: Option<rustix::process::Pid>,
+    /// A stop signal (SIGTERM, SIGINT) arrived: a second one cancels the final checkpoints.
+    stop_signalled: bool,
     output_folder: String,
     phase: Phase,
     checkpoints: Option<checkpoint::Checkpoints>,
@@ -239,6 +241,7 @@ impl Agent {
             passthrough,
             running: None,
             leftover_group: None,
+            stop_signalled: false,
             output_folder: String::new(),
             phase: Phase::WaitingStart,
             checkpoints,
@@ -390,13 +393,21 @@ impl Agent {
             if sig == signals::SIGCHLD {
                 continue; // reaped on every tick
             }
-            // The container is stopping: pass the signal on to the command's group.
-            match self.running.as_ref() {
-                Some(r) => r.signal_group(rustix::process::Signal::TERM),
-                None if matches!(self.phase, Phase::FinalCheckpoints { .. }) => {
+            // The container is stopping: pass the signal on to the command's group, so
+            // a job can save its state; the final checkpoints then upload it. Only a
+            // second signal cancels them (Kubernetes' SIGKILL bounds them anyway).
+            let repeated = std::mem::replace(&mut self.stop_signalled, true);
+            match (self.running.as_ref(), &self.phase) {
+                (Some(r), _) => r.signal_group(rustix::process::Signal::TERM),
+                (None, Phase::FinalCheckpoints { .. }) if repeated => {
                     self.abandon_checkpoints(Instant::now())
                 }
-                None => self.begin_exit(128 + sig),
+                (None, Phase::FinalCheckpoints { .. }) => {
+                    crate::note!("osmo_exec: stopping once the final checkpoints are uploaded")
+                }
+                // Already reporting the command's end: its code stands.
+                (None, Phase::Exiting { .. }) => {}
+                (None, _) => self.begin_exit(128 + sig),
             }
         }
     }
