@@ -7,7 +7,7 @@ use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::pod::{pod_dir, wait_exit, Pod};
+use common::pod::{pod_dir, texts_of, wait_exit, Pod};
 use common::{OsmoService, ServiceConfig};
 
 const LONG: Duration = Duration::from_secs(90);
@@ -68,4 +68,35 @@ fn output_the_container_log_could_not_take_is_reported_to_the_byte_at_the_end() 
     );
     assert_eq!(wait_exit(&mut pod.ctrl, LONG), Some(0));
     assert_eq!(service.violations(), Vec::<String>::new());
+}
+
+#[test]
+fn an_agent_that_is_pid_1_reaps_the_orphans_of_its_command() {
+    let cfg = ServiceConfig::default();
+    let service = OsmoService::start(cfg.clone());
+    let dir = pod_dir("pid1-zombies");
+    // 50 double-forked children: each `sleep`'s parent exits at once, so the kernel hands
+    // it to PID 1 (the agent), where it stays a zombie after it ends unless it is reaped.
+    let script = "echo pid1=$(cat /proc/1/comm); for i in $(seq 50); do (sleep 0.3 &); done; \
+                  sleep 2; echo zombies=$(cat /proc/[0-9]*/stat 2>/dev/null | grep -c ') Z ')";
+    let ctrl = Pod::start_ctrl(&dir, &cfg, service.port(), &[]);
+    // A new PID namespace with its own /proc: the agent is its PID 1, as in a container
+    // (and dies with `unshare`, which takes the namespace with it).
+    let agent = Command::new("unshare")
+        .args(["--fork", "--pid", "--mount-proc", "--kill-child"])
+        .arg(dir.join("osmo_exec"))
+        .args(Pod::agent_args(&dir, script))
+        .current_dir(&dir)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("unshare (util-linux) runs the agent");
+    let mut pod = Pod {
+        dir,
+        ctrl,
+        agent: Some(agent),
+    };
+    assert_eq!(wait_exit(pod.agent.as_mut().unwrap(), LONG), Some(0));
+    assert_eq!(wait_exit(&mut pod.ctrl, LONG), Some(0));
+    let stdout = texts_of(&service.messages(), "STDOUT");
+    assert_eq!(stdout, ["pid1=osmo_exec", "zombies=0"]);
 }

@@ -1,6 +1,8 @@
 //! Checkpoints end to end: `sidewire run` with `-checkpoint`, its agent uploading on each
 //! period and once more after the command, watched through the store folder and the log.
 
+// The fault proxy, to slow a checkpoint's upload down.
+mod common;
 // The real S3 server (s3s-fs, SigV4-checking) for the S3 checkpoint.
 #[path = "common/s3_server.rs"]
 mod s3_server;
@@ -242,4 +244,171 @@ fn a_checkpoint_skips_links_out_of_its_folder_and_names_them() {
     );
     assert!(!store.join("ckpt/to-secret-folder").exists());
     let _ = std::fs::remove_dir_all(&work);
+}
+
+/// The pids of `parent`'s children.
+fn children_of(parent: u32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{parent}/task/{parent}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+#[test]
+fn sigterm_to_the_agent_lets_the_command_save_then_the_final_checkpoint_uploads_and_is_reported() {
+    let work = temp_dir("sigterm");
+    let ckpt = work.join("output/ckpt");
+    let stored = work.join("store/ckpt");
+    let ready = work.join("ready");
+    // A training job that saves its state when told to stop.
+    let script = format!(
+        "mkdir -p {c}; echo early > {c}/state; trap 'echo saved > {c}/state; exit 7' TERM; \
+         touch {r}; while :; do sleep 0.1; done",
+        c = ckpt.display(),
+        r = ready.display()
+    );
+    // A period far beyond the test: only the final checkpoint runs.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sidewire"))
+        .arg("run")
+        .arg(format!("-workdir={}", work.display()))
+        .arg("-checkpoint=ckpt;600")
+        .args(["--", "sh", "-c", &script])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sidewire run");
+    let started = Instant::now();
+    while !ready.exists() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the command starts"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Kubernetes signals the user container's PID 1: the agent, not ctrl.
+    let agent = children_of(child.id());
+    assert_eq!(agent.len(), 1, "the run's one child is its agent");
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(agent[0] as i32).unwrap(),
+        rustix::process::Signal::TERM,
+    )
+    .unwrap();
+    while child.try_wait().expect("wait").is_none() {
+        assert!(started.elapsed() < Duration::from_secs(60), "run hangs");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().expect("output");
+    let log = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(7),
+        "{log}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(contents(&stored)["state"], b"saved\n", "{log}");
+    let lines: Vec<&str> = log.lines().collect();
+    let uploaded = lines
+        .iter()
+        .position(|l| l.contains("Checkpointing data from") && l.ends_with(" finished"));
+    let reported = lines
+        .iter()
+        .position(|l| l.contains("Command failed with error: exit status 7"));
+    assert!(
+        uploaded.is_some() && reported.is_some() && uploaded < reported,
+        "the final checkpoint is uploaded, then the command's end reported\n{log}"
+    );
+    let _ = std::fs::remove_dir_all(&work);
+}
+
+/// A run whose final checkpoint takes two seconds to upload, and `signals` SIGTERMs sent
+/// to its agent while it uploads: the run's code, its log and the stored checkpoint.
+fn final_checkpoint_under_sigterm(
+    name: &str,
+    signals: usize,
+) -> (Option<i32>, String, Option<Vec<u8>>) {
+    use common::fault_proxy::{Fault, FaultPlan, FaultProxy, Rule};
+    use std::io::BufRead;
+
+    const KEY: &str = "AKIDSIDEWIRECKPT";
+    const SECRET: &str = "sidewire-checkpoint-secret-0123";
+    let s3 = s3_server::S3Server::start(KEY, SECRET);
+    s3.create_bucket("bucket");
+    // The final checkpoint's upload takes two seconds: the pod is deleted meanwhile.
+    let plan = FaultPlan::shared(1);
+    plan.lock()
+        .unwrap()
+        .push(Rule::next(1, Fault::Stall(Duration::from_secs(2))).method("PUT"));
+    let proxy = FaultProxy::start(s3.port, plan);
+    let work = temp_dir(name);
+    std::fs::write(
+        work.join("credentials.yaml"),
+        format!(
+            "auth:\n  data:\n    s3://bucket:\n      access_key_id: {KEY}\n      access_key: {SECRET}\n      \
+             override_url: {}\n      region: us-east-1\n      addressing_style: path\n",
+            proxy.endpoint()
+        ),
+    )
+    .unwrap();
+    let ckpt = work.join("ckpt");
+    // The command ends on its own; only the final checkpoint runs.
+    let script = format!("mkdir -p {c}; echo weights > {c}/w.bin", c = ckpt.display());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sidewire"))
+        .arg("run")
+        .arg(format!("-workdir={}", work.display()))
+        .arg(format!(
+            "-checkpoint={}/*;s3://bucket/run;600;",
+            ckpt.display()
+        ))
+        .args(["--", "sh", "-c", &script])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sidewire run");
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut log = String::new();
+    while !log.ends_with("...\n") {
+        let before = log.len();
+        stdout.read_line(&mut log).expect("read the log");
+        assert!(log.len() > before, "the final checkpoint begins\n{log}");
+    }
+    let agent = children_of(child.id());
+    assert_eq!(agent.len(), 1, "the run's one child is its agent");
+    for _ in 0..signals {
+        rustix::process::kill_process(
+            rustix::process::Pid::from_raw(agent[0] as i32).unwrap(),
+            rustix::process::Signal::TERM,
+        )
+        .unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::io::Read::read_to_string(&mut stdout, &mut log).expect("read the log");
+    let code = child.wait().expect("wait").code();
+    let stored = std::fs::read(s3.object_path("bucket", "run/w.bin")).ok();
+    let _ = std::fs::remove_dir_all(&work);
+    (code, log, stored)
+}
+
+#[test]
+fn sigterm_during_the_final_checkpoint_lets_it_finish() {
+    let (code, log, stored) = final_checkpoint_under_sigterm("sigterm-final", 1);
+    assert_eq!(code, Some(0), "{log}");
+    assert!(
+        lines_with(&log, "Checkpointing data from")
+            .iter()
+            .any(|l| l.ends_with(" finished")),
+        "{log}"
+    );
+    assert_eq!(stored, Some(b"weights\n".to_vec()), "{log}");
+}
+
+#[test]
+fn a_second_sigterm_cancels_the_final_checkpoint_and_the_end_is_still_reported() {
+    let (code, log, stored) = final_checkpoint_under_sigterm("sigterm-twice", 2);
+    assert_eq!(code, Some(0), "{log}");
+    assert!(
+        log.contains("cancelled: the container is stopping"),
+        "{log}"
+    );
+    assert_eq!(stored, None, "{log}");
 }

@@ -298,3 +298,49 @@ fn links_out_of_the_output_folder_never_reach_a_folder_store() {
     }
     assert!(!store.join("r/to-secret-folder").exists());
 }
+
+/// The processes whose command line holds `word` as one of its arguments.
+fn processes_with_argument(word: &str) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.bytes().all(|b| b.is_ascii_digit()))
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| c.split(|&b| b == 0).any(|w| w == word.as_bytes()))
+        })
+        .collect()
+}
+
+#[test]
+fn a_run_returns_with_nothing_the_command_started_left_running() {
+    let dir = temp_dir("leftovers");
+    // Arguments no other process has, to find each `sleep` by; the second one ignores
+    // SIGTERM, so only the SIGKILL after the grace ends it.
+    let seconds = format!("100.{}", std::process::id());
+    let stubborn = format!("101.{}", std::process::id());
+    let script = format!("sleep {seconds} & (trap '' TERM; exec sleep {stubborn}) & echo hi");
+    let out = run_task(&dir, &["sh", "-c", &script]);
+    let mut left = processes_with_argument(&seconds);
+    left.extend(processes_with_argument(&stubborn));
+    for pid in &left {
+        let _ = Command::new("kill").args(["-KILL", pid]).status();
+    }
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        stdout_lines(&out)
+            .iter()
+            .any(|l| l.ends_with("task STDOUT: hi")),
+        "{:?}",
+        stdout_lines(&out)
+    );
+    assert_eq!(
+        left,
+        Vec::<String>::new(),
+        "a `sleep` of the command outlived the run"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

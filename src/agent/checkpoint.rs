@@ -326,8 +326,8 @@ impl Agent {
         }
     }
 
-    /// The container is stopping during the final checkpoints: the running upload is
-    /// cancelled, the rest skipped, and the report goes out on the next tick.
+    /// A second stop signal during the final checkpoints: the running upload is cancelled,
+    /// the rest skipped, and the report goes out on the next tick.
     pub(super) fn abandon_checkpoints(&mut self, now: Instant) {
         let mut lines = Vec::new();
         if let Some(c) = self.checkpoints.as_mut() {

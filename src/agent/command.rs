@@ -3,14 +3,16 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::{Child, Command, Stdio};
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
 
 use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
+use rustix::process::Pid;
 
 use super::lines::LineCutter;
 use crate::sys::fd::set_nonblocking;
+use crate::sys::process::signal_group;
 
 /// Which output stream a pipe carries.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -80,8 +82,10 @@ impl Pipe {
     }
 }
 
+/// The started command. Its exit is collected by the agent's reaper (which reaps every
+/// child, see `super::reaper`) and recorded with [`Running::exited_with`].
 pub struct Running {
-    child: Child,
+    pid: Pid,
     pub pipes: [Pipe; 2],
     status: Option<i32>,
 }
@@ -120,41 +124,35 @@ impl Running {
             Pipe::new(Stream::Out, OwnedFd::from(out), registry, tokens[0])?,
             Pipe::new(Stream::Err, OwnedFd::from(err), registry, tokens[1])?,
         ];
+        let pid = i32::try_from(child.id())
+            .ok()
+            .and_then(Pid::from_raw)
+            .ok_or_else(|| io::Error::other("the command has no process id"))?;
         Ok(Running {
-            child,
+            pid,
             pipes,
             status: None,
         })
     }
 
+    /// The command's process id, which is also its process group's id.
+    pub fn pid(&self) -> Pid {
+        self.pid
+    }
+
     /// Sends `signal` to the command's whole process group.
     pub fn signal_group(&self, signal: rustix::process::Signal) {
-        if let Some(pgid) = rustix::process::Pid::from_raw(self.child.id() as i32) {
-            let _ = rustix::process::kill_process_group(pgid, signal);
-        }
+        signal_group(self.pid, signal);
     }
 
-    /// Collects the exit status if the command ended: its code, or 128 + the signal.
-    pub fn reap(&mut self) -> Option<i32> {
-        if self.status.is_none() {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                self.status = Some(
-                    status
-                        .code()
-                        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)),
-                );
-            }
-        }
+    /// The command ended with `code` (its exit code, or 128 + the signal).
+    pub fn exited_with(&mut self, code: i32) {
+        self.status = Some(code);
+    }
+
+    /// The command's exit code once it ended.
+    pub fn status(&self) -> Option<i32> {
         self.status
-    }
-
-    pub fn exited(&self) -> bool {
-        self.status.is_some()
-    }
-
-    /// Exited and all its output read.
-    pub fn finished(&self) -> bool {
-        self.status.is_some() && self.pipes.iter().all(|p| !p.is_open())
     }
 
     /// Go's wording of how the command ended, for ExecFailed.

@@ -18,11 +18,13 @@
 pub mod checkpoint;
 pub mod command;
 pub mod lines;
+mod link;
 pub mod outbox;
 pub mod passthrough;
+mod reaper;
 mod resume;
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::unix::net::UnixStream as StdUnixStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -31,7 +33,7 @@ use mio::net::UnixStream;
 use mio::{Interest, Poll, Token};
 
 use crate::cli::exec::ExecArgs;
-use crate::proto::ipc::{self, LineSplitter, Message, MsgType, FEATURE_ACK};
+use crate::proto::ipc::{self, LineSplitter, Message, MsgType};
 use crate::reactor::{Handler, Timers};
 use crate::sys::signals::{self, Signals};
 use command::{make_readable, Running, Stream};
@@ -67,6 +69,8 @@ enum Timer {
     CtrlStall,
     /// Dial ctrl again (it went away).
     Redial,
+    /// What is left of the command's process group had its grace.
+    KillLeftovers,
 }
 
 #[derive(Debug, PartialEq)]
@@ -89,6 +93,7 @@ enum Phase {
 pub fn main(args: ExecArgs) -> i32 {
     let argv = args.argv();
     prepare_shell_files(&args);
+    reaper::become_subreaper();
     let stream = match dial(&args.socket_path, args.unix_timeout) {
         Ok(s) => s,
         Err(e) => {
@@ -105,6 +110,7 @@ pub fn main(args: ExecArgs) -> i32 {
                 crate::note_error!("osmo_exec: event loop: {e}");
                 1
             });
+            agent.kill_leftovers();
             if let Some(streams) = agent.passthrough.as_mut() {
                 passthrough::finish(streams);
             }
@@ -186,6 +192,10 @@ struct Agent {
     read_more: bool,
     passthrough: Option<[Passthrough; 2]>,
     running: Option<Running>,
+    /// The process group of a command that exited, while its leftovers have their grace.
+    leftover_group: Option<rustix::process::Pid>,
+    /// A stop signal (SIGTERM, SIGINT) arrived: a second one cancels the final checkpoints.
+    stop_signalled: bool,
     output_folder: String,
     phase: Phase,
     checkpoints: Option<checkpoint::Checkpoints>,
@@ -230,6 +240,8 @@ impl Agent {
             read_more: false,
             passthrough,
             running: None,
+            leftover_group: None,
+            stop_signalled: false,
             output_folder: String::new(),
             phase: Phase::WaitingStart,
             checkpoints,
@@ -278,143 +290,6 @@ impl Agent {
         self.phase = Phase::Exiting { code };
         self.timers
             .set(Timer::ExitGrace, Instant::now() + EXIT_GRACE);
-    }
-
-    fn on_ctrl_message(&mut self, m: Message) {
-        match (m.kind, &self.phase) {
-            (MsgType::ExecStart, Phase::WaitingStart) => {
-                self.output_folder = m.output_folder;
-                self.start();
-            }
-            (MsgType::CtrlFailed, Phase::WaitingStart) => {
-                crate::note_error!("osmo_exec: ctrl failed before the command started");
-                self.begin_exit(1);
-            }
-            (MsgType::UserStop, Phase::Running) => {
-                if let Some(r) = &self.running {
-                    r.signal_group(rustix::process::Signal::KILL);
-                }
-                self.phase = Phase::Stopping;
-            }
-            // Nothing runs: the stop is already complete (never leave ctrl waiting).
-            (MsgType::UserStop, _) => self.send(&Message::new(MsgType::UserStopFinished)),
-            (MsgType::UserStart, Phase::WaitingStart) => self.start(),
-            (MsgType::UserExecStart, _) => {
-                let mut m = Message::new(MsgType::MessageErr);
-                m.message_err = "exec sessions are not supported by this agent yet".into();
-                self.send(&m);
-            }
-            (MsgType::Hello, _) => {
-                let acks = m
-                    .hello
-                    .is_some_and(|h| h.features.iter().any(|f| f == FEATURE_ACK));
-                if acks {
-                    self.acks = true;
-                    self.outbox.set_retain(true);
-                }
-            }
-            (MsgType::Ack, _) => self.outbox.ack(m.acked),
-            _ => {}
-        }
-    }
-
-    /// Reads ctrl's messages and writes ours; a lost ctrl leaves the command running.
-    fn service_ctrl(&mut self) {
-        let Some(conn) = self.ctrl.as_mut() else {
-            return;
-        };
-        let mut messages = Vec::new();
-        let mut lost = None;
-        let mut buf = [0u8; 8192];
-        loop {
-            match conn.read(&mut buf) {
-                Ok(0) => {
-                    lost = Some("ctrl closed the connection".to_string());
-                    break;
-                }
-                Ok(n) => {
-                    let mut data = &buf[..n];
-                    while !data.is_empty() {
-                        let (used, line) = self.ctrl_lines.push(data);
-                        match line.map(|l| l.map(Message::decode)) {
-                            Some(Ok(Ok(m))) => messages.push(m),
-                            Some(Ok(Err(e))) => {
-                                crate::note_error!("osmo_exec: ignoring a message from ctrl: {e}")
-                            }
-                            Some(Err(e)) => {
-                                crate::note_error!("osmo_exec: ignoring a message from ctrl: {e}")
-                            }
-                            None => {}
-                        }
-                        data = &data[used..];
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    lost = Some(format!("reading ctrl: {e}"));
-                    break;
-                }
-            }
-        }
-        if lost.is_none() {
-            lost = self.write_ctrl().err();
-        }
-        for m in messages {
-            self.on_ctrl_message(m);
-        }
-        if let Some(why) = lost {
-            self.on_ctrl_lost(&why, Instant::now());
-        }
-    }
-
-    fn write_ctrl(&mut self) -> Result<(), String> {
-        let Some(conn) = self.ctrl.as_mut() else {
-            return Ok(());
-        };
-        let mut written = 0;
-        loop {
-            let data = if self.greeting.is_empty() {
-                self.outbox.unwritten()
-            } else {
-                &self.greeting
-            };
-            if data.is_empty() {
-                break;
-            }
-            match conn.write(data) {
-                Ok(n) if self.greeting.is_empty() => {
-                    self.outbox.wrote(n);
-                    written += n;
-                }
-                Ok(n) => {
-                    self.greeting.drain(..n);
-                    written += n;
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(format!("writing to ctrl: {e}")),
-            }
-        }
-        if written > 0 {
-            self.ctrl_progress = Instant::now();
-        }
-        if self.dropped > 0 && self.outbox.unwritten().len() < CTRL_BUDGET / 2 {
-            let mut m = Message::new(MsgType::MessageErr);
-            m.message_err = format!(
-                "WARNING: ctrl was not reading; {} output lines were not forwarded",
-                self.dropped
-            );
-            self.dropped = 0;
-            self.send(&m);
-        }
-        Ok(())
-    }
-
-    /// ctrl is connected and took bytes recently: a full outbox means "busy", so reading
-    /// pauses; otherwise lines past the budget are dropped.
-    fn ctrl_alive(&self, now: Instant) -> bool {
-        self.ctrl.is_some() && now < self.ctrl_progress + CTRL_STALL
     }
 
     /// Reads the command's pipes: each chunk is passed through and cut into messages.
@@ -481,7 +356,7 @@ impl Agent {
         let Some(running) = self.running.as_mut() else {
             return;
         };
-        let Some(code) = running.reap() else { return };
+        let Some(code) = running.status() else { return };
         if running.pipes.iter().any(|p| p.is_open()) {
             if !self.timers.is_armed(Timer::PipeGrace) {
                 self.timers.set(Timer::PipeGrace, now + PIPE_GRACE);
@@ -516,15 +391,23 @@ impl Agent {
     fn on_signals(&mut self) {
         for sig in self.signals.pending() {
             if sig == signals::SIGCHLD {
-                continue; // reaped in check_finished
+                continue; // reaped on every tick
             }
-            // The container is stopping: pass the signal on to the command's group.
-            match self.running.as_ref() {
-                Some(r) => r.signal_group(rustix::process::Signal::TERM),
-                None if matches!(self.phase, Phase::FinalCheckpoints { .. }) => {
+            // The container is stopping: pass the signal on to the command's group, so
+            // a job can save its state; the final checkpoints then upload it. Only a
+            // second signal cancels them (Kubernetes' SIGKILL bounds them anyway).
+            let repeated = std::mem::replace(&mut self.stop_signalled, true);
+            match (self.running.as_ref(), &self.phase) {
+                (Some(r), _) => r.signal_group(rustix::process::Signal::TERM),
+                (None, Phase::FinalCheckpoints { .. }) if repeated => {
                     self.abandon_checkpoints(Instant::now())
                 }
-                None => self.begin_exit(128 + sig),
+                (None, Phase::FinalCheckpoints { .. }) => {
+                    crate::note!("osmo_exec: stopping once the final checkpoints are uploaded")
+                }
+                // Already reporting the command's end: its code stands.
+                (None, Phase::Exiting { .. }) => {}
+                (None, _) => self.begin_exit(128 + sig),
             }
         }
     }
@@ -545,6 +428,7 @@ impl Handler for Agent {
                     }
                 }
                 Timer::CtrlStall => {}
+                Timer::KillLeftovers => self.kill_leftovers(),
                 Timer::Redial => self.redial(now),
                 Timer::ExitGrace => {
                     // While ctrl is away, the re-dial deadline decides instead.
@@ -556,6 +440,7 @@ impl Handler for Agent {
         }
         // Write first so a full outbox drains before the pipes are read.
         self.service_ctrl();
+        self.reap_children(now);
         self.read_output(now);
         self.check_finished(now);
         self.service_checkpoints(now);
@@ -564,7 +449,7 @@ impl Handler for Agent {
             p.iter_mut().for_each(Passthrough::flush);
         }
         if let Phase::Exiting { code } = self.phase {
-            if self.outbox.is_empty() && self.greeting.is_empty() {
+            if self.outbox.is_empty() && self.greeting.is_empty() && !self.leftovers_pending() {
                 self.exit = Some(code);
             }
         }

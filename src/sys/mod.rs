@@ -5,6 +5,7 @@ pub mod beneath;
 pub mod dest_dir;
 pub mod fd;
 pub mod private;
+pub mod process;
 pub mod random;
 pub mod signals;
 pub mod small_file;
