@@ -39,8 +39,10 @@ const RECONNECT_GRACE: Duration = Duration::from_millis(500);
 const MAX_MESSAGE: usize = 1 << 20;
 /// Bytes read from the service per wake-up, so a flood cannot starve the agent's lines.
 const READ_BUDGET: usize = 256 << 10;
-/// Unsent bytes past which the service is taken for one that does not read: records stop
-/// at [`WIRE_BUDGET`], so only a peer that never reads gets this far.
+/// Unsent bytes past which the service is taken for one that does not read. Records stop
+/// at [`WIRE_BUDGET`], and the one that passes it is at most 2 MiB (an agent line is at
+/// most 1 MiB of JSON, and escaping it twice at most doubles it), so only a peer that
+/// never reads gets this far.
 const MAX_UNSENT: usize = 4 * WIRE_BUDGET;
 
 pub struct ServiceConfig {
