@@ -29,6 +29,8 @@ pub struct AgentLink {
     /// Bytes read from the socket and not yet split into messages.
     pending: Vec<u8>,
     wbuf: Vec<u8>,
+    /// Bytes read per `advance` ([`READ_BUDGET`]; smaller in tests).
+    read_budget: usize,
     /// The read budget ran out with bytes possibly left in the socket.
     more: bool,
     /// An agent connected at some point (it may have left since).
@@ -72,6 +74,7 @@ impl AgentLink {
             lines: LineSplitter::new(MAX_LINE),
             pending: Vec::new(),
             wbuf: Vec::new(),
+            read_budget: READ_BUDGET,
             more: false,
             ever_connected: false,
         })
@@ -163,7 +166,7 @@ impl AgentLink {
     }
 
     fn read(&mut self, input: &mut AgentInput, room: usize) -> Result<(), String> {
-        let mut budget = READ_BUDGET;
+        let mut budget = self.read_budget;
         self.more = false;
         loop {
             self.split_pending(input, room);
@@ -177,7 +180,7 @@ impl AgentLink {
             let Some(conn) = self.conn.as_mut() else {
                 return Ok(());
             };
-            self.pending.resize(READ_CHUNK, 0);
+            self.pending.resize(budget.min(READ_CHUNK), 0);
             match conn.read(&mut self.pending) {
                 Ok(0) => {
                     self.pending.clear();
@@ -236,5 +239,57 @@ impl AgentLink {
 impl Drop for AgentLink {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use mio::Poll;
+
+    use super::*;
+    use crate::proto::ipc::MsgType;
+
+    #[test]
+    fn a_busy_agent_is_read_a_budget_at_a_time_and_revisited_without_an_event() {
+        const BUDGET: usize = 4096;
+        const LINES: usize = 200;
+        let dir = std::env::temp_dir().join(format!("sidewire-agent-link-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let poll = Poll::new().unwrap();
+        let path = dir.join("ctrl.sock");
+        let mut link = AgentLink::listen(&path, poll.registry(), Token(1), Token(2)).unwrap();
+        link.read_budget = BUDGET;
+        let mut agent = std::os::unix::net::UnixStream::connect(&path).unwrap();
+        let mut line = Message::new(MsgType::MessageOut);
+        line.message_out = "x".repeat(80);
+        let mut bytes = Vec::new();
+        for _ in 0..LINES {
+            line.encode(&mut bytes);
+        }
+        let line_len = bytes.len() / LINES;
+        agent.write_all(&bytes).unwrap();
+
+        let first = link.advance(poll.registry(), usize::MAX);
+        assert!(first.connected);
+        assert!(first.messages.len() * line_len <= BUDGET + line_len);
+        let mut got = first.messages.len();
+        let mut turns = 1;
+        while got < LINES {
+            // No poll in between: edge-triggered readiness gives no second event.
+            assert!(link.has_more(), "{got} lines in, the rest unannounced");
+            let input = link.advance(poll.registry(), usize::MAX);
+            assert!(input.lost.is_none() && input.garbled.is_empty());
+            // A line may have begun in the turn before.
+            assert!(input.messages.len() * line_len <= BUDGET + line_len);
+            got += input.messages.len();
+            turns += 1;
+        }
+        assert_eq!(got, LINES);
+        assert!(turns >= bytes.len() / BUDGET, "{turns} turns");
+        drop(link);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -39,8 +39,10 @@ const RECONNECT_GRACE: Duration = Duration::from_millis(500);
 const MAX_MESSAGE: usize = 1 << 20;
 /// Bytes read from the service per wake-up, so a flood cannot starve the agent's lines.
 const READ_BUDGET: usize = 256 << 10;
-/// Unsent bytes past which the service is taken for one that does not read: records stop
-/// at [`WIRE_BUDGET`], so only a peer that never reads gets this far.
+/// Unsent bytes past which the service is taken for one that does not read. Records stop
+/// at [`WIRE_BUDGET`], and the one that passes it is at most 2 MiB (an agent line is at
+/// most 1 MiB of JSON, and escaping it twice at most doubles it), so only a peer that
+/// never reads gets this far.
 const MAX_UNSENT: usize = 4 * WIRE_BUDGET;
 
 pub struct ServiceConfig {
@@ -491,47 +493,4 @@ impl Pings {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn pings_sent(n: usize, now: Instant) -> Pings {
-        let mut pings = Pings::new(now);
-        for _ in 0..n {
-            pings.sent(now);
-        }
-        pings
-    }
-
-    #[test]
-    fn a_pong_for_a_ping_never_sent_acknowledges_nothing() {
-        let now = Instant::now();
-        let mut pings = pings_sent(3, now);
-        for forged in [3u64, 4, u64::MAX] {
-            assert_eq!(pings.answered(&forged.to_be_bytes()), None, "{forged}");
-        }
-        assert_eq!(pings.outstanding.len(), 3, "forged pongs release no ping");
-        assert_eq!(pings.answered(&1u64.to_be_bytes()), Some(1));
-        assert_eq!(pings.outstanding.len(), 1, "pings 0 and 1 are answered");
-    }
-
-    #[test]
-    fn a_pong_answers_a_ping_once() {
-        let now = Instant::now();
-        let mut pings = pings_sent(2, now);
-        assert_eq!(pings.answered(&0u64.to_be_bytes()), Some(0));
-        assert_eq!(pings.answered(&0u64.to_be_bytes()), None, "repeated pong");
-        assert_eq!(pings.answered(&1u64.to_be_bytes()), Some(1));
-        assert!(pings.outstanding.is_empty());
-        assert!(!pings.peer_is_dead(now + DEAD_AFTER));
-    }
-
-    #[test]
-    fn a_pong_that_is_no_ping_number_is_ignored() {
-        let now = Instant::now();
-        let mut pings = pings_sent(1, now);
-        for payload in [&b""[..], b"1234567", b"123456789"] {
-            assert_eq!(pings.answered(payload), None);
-        }
-        assert_eq!(pings.outstanding.len(), 1);
-    }
-}
+mod tests;
