@@ -6,8 +6,8 @@ use rusqlite::{OptionalExtension, Transaction, TransactionBehavior};
 use super::{Journal, JournalError};
 
 /// The schema this code writes. Bump it (and add a migration step in `prepare`) when a
-/// table changes.
-pub(super) const VERSION: i64 = 1;
+/// table changes. Version 2 added `abandoned_upload`.
+pub(super) const VERSION: i64 = 2;
 
 /// The table that marks a database as a sidewire journal and holds its schema version.
 const VERSION_TABLE: &str = "sidewire_journal";
@@ -74,6 +74,18 @@ CREATE TRIGGER log_spill_removed AFTER DELETE ON log_spill BEGIN
 END;
 ";
 
+/// Version 2: multipart uploads given up on (their file changed, or their transfer failed
+/// for good) whose abort the store has not confirmed yet, so a restarted ctrl sends it.
+/// The object key is kept as it was: the abort must name the upload's own key.
+const ADDED_IN_2: &str = "
+CREATE TABLE abandoned_upload (
+    transfer INTEGER NOT NULL REFERENCES transfer (id),
+    key TEXT NOT NULL,
+    upload_id TEXT NOT NULL,
+    PRIMARY KEY (transfer, upload_id)
+) WITHOUT ROWID;
+";
+
 /// Creates the schema in an empty database, or checks the version of an existing one.
 /// Runs in one transaction: a kill during creation leaves an empty database.
 pub(super) fn prepare(journal: &Journal) -> Result<(), JournalError> {
@@ -89,6 +101,7 @@ pub(super) fn prepare(journal: &Journal) -> Result<(), JournalError> {
         .map_err(step)?;
     if tables == 0 {
         tx.execute_batch(CREATE).map_err(step)?;
+        tx.execute_batch(ADDED_IN_2).map_err(step)?;
         tx.execute(
             "INSERT INTO sidewire_journal (version) VALUES (?1)",
             [VERSION],
@@ -108,6 +121,12 @@ pub(super) fn prepare(journal: &Journal) -> Result<(), JournalError> {
             supported: VERSION,
         }),
         Some(VERSION) => Ok(()),
+        Some(1) => {
+            tx.execute_batch(ADDED_IN_2).map_err(step)?;
+            tx.execute("UPDATE sidewire_journal SET version = ?1", [VERSION])
+                .map_err(step)?;
+            tx.commit().map_err(step)
+        }
         Some(found) => Err(JournalError::Corrupt {
             path: journal.path.clone(),
             what: format!("schema version {found} is not one sidewire ever wrote"),
