@@ -21,6 +21,7 @@
 //! One ctrl owns the journal at a time; the busy timeout only covers a short overlap (an
 //! old process still exiting while its successor opens).
 
+mod abandoned;
 mod error;
 mod log_spill;
 mod schema;
@@ -31,6 +32,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior};
 
+pub use abandoned::AbandonedUpload;
 pub use error::JournalError;
 pub use log_spill::SpilledLog;
 pub use transfers::{Direction, FileRecord, FileState, MultipartRecord, RecordedPart, TransferId};

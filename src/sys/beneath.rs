@@ -33,9 +33,9 @@ pub fn open_dir(root: BorrowedFd, rel: &Path) -> io::Result<OwnedFd> {
     open_beneath(root, rel, flags, resolve)
 }
 
-/// Opens the regular file `rel` for reading beneath `root`. Non-blocking, so a FIFO put
-/// in its place never blocks the open; anything but a regular file is refused (`EINVAL`
-/// with a message saying so).
+/// Opens the regular file `rel` for reading beneath `root`. The open is non-blocking, so
+/// a FIFO put in its place never blocks it; anything but a regular file is refused (see
+/// [`is_not_regular`]).
 pub fn open_file(root: BorrowedFd, rel: &Path) -> io::Result<Opened> {
     let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK;
     let fd = open_beneath(
@@ -49,6 +49,10 @@ pub fn open_file(root: BorrowedFd, rel: &Path) -> io::Result<Opened> {
     if !meta.is_file() {
         return Err(not_regular());
     }
+    // A regular file reads in blocking mode: splice and reads from it must wait for the
+    // disk, not fail with EAGAIN when its pages are not cached.
+    let flags = rustix::fs::fcntl_getfl(&file)?;
+    rustix::fs::fcntl_setfl(&file, flags - OFlags::NONBLOCK)?;
     Ok(Opened { file, meta })
 }
 

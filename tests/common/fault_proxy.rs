@@ -28,6 +28,9 @@ pub enum Fault {
     SlowDown,
     /// Answer 500 with an S3 `InternalError` error body; upstream never sees it.
     InternalError,
+    /// Answer 400 with an S3 `InvalidPart` error body (a refusal no retry changes);
+    /// upstream never sees it.
+    InvalidPart,
     /// Reset the client connection (RST) once the request head is read.
     ResetBeforeForward,
     /// Forward the whole request, let upstream answer, then reset the client instead
@@ -633,6 +636,12 @@ fn serve_exchange(
             "Internal Server Error",
             "InternalError",
             "We encountered an internal error. Please try again.",
+        )),
+        Some(Fault::InvalidPart) => Some((
+            400,
+            "Bad Request",
+            "InvalidPart",
+            "One or more of the specified parts could not be found.",
         )),
         _ => None,
     };

@@ -62,6 +62,11 @@ pub enum Purpose {
     Verify {
         file: usize,
     },
+    /// AbortMultipartUpload of an upload given up on (see `s3_upload::abort`).
+    Abort {
+        key: String,
+        upload_id: String,
+    },
 }
 
 pub struct Op {
@@ -96,6 +101,9 @@ pub struct S3Job {
     /// Ops ready to be sent, in order.
     ready: VecDeque<u64>,
     pub failure: Option<Failure>,
+    /// The transfer failed with this: only the aborts of the uploads it gave up still go
+    /// out, then it reports the failure.
+    closing: Option<Failure>,
     pub done: bool,
 }
 
@@ -130,6 +138,7 @@ impl S3Job {
             retries: Timers::default(),
             ready: VecDeque::new(),
             failure: None,
+            closing: None,
             done: false,
         }
     }
@@ -197,7 +206,7 @@ impl S3Job {
     }
 
     pub fn advance(&mut self, sh: &mut Shared, now: Instant) -> Option<Result<Summary, Failure>> {
-        if self.failure.is_none() && self.busy() == 0 && !self.done {
+        if self.failure.is_none() && self.closing.is_none() && self.busy() == 0 && !self.done {
             self.plan(sh, now);
         }
         while let Some(op) = self.retries.pop_due(now) {
@@ -220,14 +229,24 @@ impl S3Job {
             self.send_ready(sh, now);
         }
         if self.failure.is_none() {
-            self.plan(sh, now);
+            if self.closing.is_none() {
+                self.plan(sh, now);
+            }
             self.send_ready(sh, now);
             sh.pool.advance(&mut sh.net, sh.poll.registry(), now);
         }
-        if let Some(failure) = self.failure.clone() {
+        if let Some(failure) = self.failure.take() {
             // Stop what is in flight; workers' results are dropped as they come.
             self.cancel(sh);
-            return Some(Err(failure));
+            if self.closing.is_some() || !self.abandon_on_failure(sh) {
+                return Some(Err(self.closing.take().unwrap_or(failure)));
+            }
+            self.closing = Some(failure);
+            self.send_ready(sh, now);
+            sh.pool.advance(&mut sh.net, sh.poll.registry(), now);
+        }
+        if let Some(failure) = &self.closing {
+            return self.ops.is_empty().then(|| Err(failure.clone()));
         }
         if self.done && self.ops.is_empty() {
             return Some(Ok(Summary::of(&self.progress, self.start)));
@@ -341,6 +360,9 @@ impl S3Job {
     ) {
         let Some(op) = self.ops.get(&id) else { return };
         let (purpose, attempts) = (op.purpose.clone(), op.attempts);
+        if let Purpose::Abort { .. } = purpose {
+            return self.on_abort_answer(sh, id, result, now);
+        }
         let retry_reason = match result {
             Err(e) if e.is_retryable() => e.to_string(),
             Err(e) => {
@@ -372,7 +394,7 @@ impl S3Job {
                     // The upload the journal names is gone (completed, aborted or expired),
                     // or listing parts is not allowed: go on without what was recorded.
                     self.ops.remove(&id);
-                    return self.resume_without_record(purpose);
+                    return self.resume_without_record(sh, purpose);
                 } else {
                     let what = self.describe(id);
                     self.ops.remove(&id);
@@ -393,7 +415,7 @@ impl S3Job {
     pub fn queue_later(&mut self, sh: &mut Shared, purpose: Purpose, attempts: u32, reason: &str) {
         let attempts = attempts + 1;
         if attempts >= MAX_ATTEMPTS {
-            return self.resume_without_record(purpose);
+            return self.resume_without_record(sh, purpose);
         }
         let id = self.new_op(purpose);
         if let Some(op) = self.ops.get_mut(&id) {
@@ -421,6 +443,14 @@ impl S3Job {
             return self.fail(message);
         }
         let delay = backoff(op.attempts, sh.net.random.unit());
+        self.retries.set(id, now + delay);
+    }
+
+    /// Schedules op `id` again after a jittered backoff (its attempts counted by the
+    /// caller).
+    pub fn retry_later(&mut self, sh: &mut Shared, id: u64, now: Instant) {
+        let attempts = self.ops.get(&id).map_or(0, |op| op.attempts);
+        let delay = backoff(attempts, sh.net.random.unit());
         self.retries.set(id, now + delay);
     }
 
@@ -458,6 +488,10 @@ impl S3Job {
 
     pub fn op(&self, id: u64) -> Option<&Op> {
         self.ops.get(&id)
+    }
+
+    pub fn op_mut(&mut self, id: u64) -> Option<&mut Op> {
+        self.ops.get_mut(&id)
     }
 
     fn describe(&self, id: u64) -> String {

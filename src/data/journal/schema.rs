@@ -6,7 +6,7 @@ use rusqlite::{OptionalExtension, Transaction, TransactionBehavior};
 use super::{Journal, JournalError};
 
 /// The schema this code writes. Bump it (and add a migration step in `prepare`) when a
-/// table changes.
+/// table changes. Version 2 added `download_part` and `abandoned_upload`.
 pub(super) const VERSION: i64 = 2;
 
 /// The table that marks a database as a sidewire journal and holds its schema version.
@@ -60,14 +60,6 @@ CREATE TABLE range (
     len INTEGER NOT NULL,
     PRIMARY KEY (transfer, path, offset)
 ) WITHOUT ROWID;
--- The temporary file a download is written to, so a restarted ctrl continues that file
--- (its name holds a random nonce, so it cannot be derived again).
-CREATE TABLE download_part (
-    transfer INTEGER NOT NULL REFERENCES transfer (id),
-    path TEXT NOT NULL,
-    name TEXT NOT NULL,
-    PRIMARY KEY (transfer, path)
-) WITHOUT ROWID;
 -- AUTOINCREMENT: ids are never reused, so acknowledging up to an id never removes a
 -- line spilled after the acknowledged batch was read.
 CREATE TABLE log_spill (id INTEGER PRIMARY KEY AUTOINCREMENT, payload BLOB NOT NULL);
@@ -82,15 +74,24 @@ CREATE TRIGGER log_spill_removed AFTER DELETE ON log_spill BEGIN
 END;
 ";
 
-/// Version 1 to 2: downloads record their temporary file's name.
-const ADD_DOWNLOAD_PART: &str = "
+/// Version 2: downloads record their temporary file's name, so a restarted ctrl continues
+/// that file (its name holds a random nonce, so it cannot be derived again); and multipart
+/// uploads given up on (their file changed, or their transfer failed for good) whose abort
+/// the store has not confirmed yet, so a restarted ctrl sends it. The object key is kept as
+/// it was: the abort must name the upload's own key.
+const ADDED_IN_2: &str = "
 CREATE TABLE download_part (
     transfer INTEGER NOT NULL REFERENCES transfer (id),
     path TEXT NOT NULL,
     name TEXT NOT NULL,
     PRIMARY KEY (transfer, path)
 ) WITHOUT ROWID;
-UPDATE sidewire_journal SET version = 2;
+CREATE TABLE abandoned_upload (
+    transfer INTEGER NOT NULL REFERENCES transfer (id),
+    key TEXT NOT NULL,
+    upload_id TEXT NOT NULL,
+    PRIMARY KEY (transfer, upload_id)
+) WITHOUT ROWID;
 ";
 
 /// Creates the schema in an empty database, or checks the version of an existing one.
@@ -108,6 +109,7 @@ pub(super) fn prepare(journal: &Journal) -> Result<(), JournalError> {
         .map_err(step)?;
     if tables == 0 {
         tx.execute_batch(CREATE).map_err(step)?;
+        tx.execute_batch(ADDED_IN_2).map_err(step)?;
         tx.execute(
             "INSERT INTO sidewire_journal (version) VALUES (?1)",
             [VERSION],
@@ -128,7 +130,9 @@ pub(super) fn prepare(journal: &Journal) -> Result<(), JournalError> {
         }),
         Some(VERSION) => Ok(()),
         Some(1) => {
-            tx.execute_batch(ADD_DOWNLOAD_PART).map_err(step)?;
+            tx.execute_batch(ADDED_IN_2).map_err(step)?;
+            tx.execute("UPDATE sidewire_journal SET version = ?1", [VERSION])
+                .map_err(step)?;
             tx.commit().map_err(step)
         }
         Some(found) => Err(JournalError::Corrupt {

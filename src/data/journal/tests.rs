@@ -31,6 +31,10 @@ impl Drop for TestDir {
     }
 }
 
+/// Turns a journal back into what version 1 wrote.
+const BACK_TO_VERSION_1: &str =
+    "DROP TABLE download_part; DROP TABLE abandoned_upload; UPDATE sidewire_journal SET version = 1;";
+
 fn upload(size: u64) -> MultipartRecord {
     MultipartRecord {
         upload_id: "upload-1".into(),
@@ -188,6 +192,56 @@ fn multipart_parts_follow_their_upload() {
     j.forget_multipart(t, "f").unwrap();
     assert_eq!(j.multipart(t, "f").unwrap(), None);
     assert!(j.parts(t, "f").unwrap().is_empty());
+}
+
+#[test]
+fn an_abandoned_upload_waits_for_its_abort_across_reopening() {
+    let dir = TestDir::new("abandoned");
+    let gone = AbandonedUpload {
+        key: "out/f".into(),
+        upload_id: "upload-1".into(),
+    };
+    {
+        let j = Journal::open(&dir.journal_path()).unwrap();
+        let t = j.transfer(Direction::Upload, "spec").unwrap();
+        j.start_multipart(t, "f", &upload(30)).unwrap();
+        j.record_part(t, "f", 1, "e1", 10).unwrap();
+        j.abandon_multipart(t, "f", &gone).unwrap();
+        j.abandon_multipart(t, "f", &gone).unwrap();
+        assert_eq!(j.multipart(t, "f").unwrap(), None);
+        assert!(j.parts(t, "f").unwrap().is_empty());
+    }
+    let j = Journal::open(&dir.journal_path()).unwrap();
+    let t = j.transfer(Direction::Upload, "spec").unwrap();
+    let other = j.transfer(Direction::Upload, "other").unwrap();
+    assert_eq!(j.abandoned_uploads(t).unwrap(), vec![gone.clone()]);
+    assert!(j.abandoned_uploads(other).unwrap().is_empty());
+    j.forget_abandoned(t, "upload-1").unwrap();
+    assert!(j.abandoned_uploads(t).unwrap().is_empty());
+}
+
+#[test]
+fn a_version_1_journal_gains_the_abandoned_uploads_and_keeps_its_records() {
+    let dir = TestDir::new("v1");
+    let path = dir.journal_path();
+    {
+        let j = Journal::open(&path).unwrap();
+        let t = j.transfer(Direction::Upload, "spec").unwrap();
+        j.start_multipart(t, "f", &upload(30)).unwrap();
+    }
+    // Back to what version 1 wrote.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(BACK_TO_VERSION_1).unwrap();
+    drop(conn);
+    let j = Journal::open(&path).unwrap();
+    let t = j.transfer(Direction::Upload, "spec").unwrap();
+    assert_eq!(j.multipart(t, "f").unwrap(), Some(upload(30)));
+    let gone = AbandonedUpload {
+        key: "k".into(),
+        upload_id: "upload-1".into(),
+    };
+    j.abandon_multipart(t, "f", &gone).unwrap();
+    assert_eq!(j.abandoned_uploads(t).unwrap(), vec![gone]);
 }
 
 #[test]
@@ -431,8 +485,7 @@ fn a_version_1_journal_gains_the_download_part_table() {
         j.transfer(Direction::Download, "in").unwrap();
     }
     let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.execute_batch("DROP TABLE download_part; UPDATE sidewire_journal SET version = 1;")
-        .unwrap();
+    conn.execute_batch(BACK_TO_VERSION_1).unwrap();
     drop(conn);
     let j = Journal::open(&path).unwrap();
     let t = j.transfer(Direction::Download, "in").unwrap();

@@ -4,6 +4,7 @@
 //! [`resume`] continues an upload the journal recorded; [`requests`] builds each op's
 //! request.
 
+mod abort;
 mod requests;
 mod resume;
 
@@ -125,6 +126,7 @@ impl S3Job {
             sh.skipped(self.io_type(), skip);
         }
         self.upload().root = root;
+        self.queue_recorded_aborts(sh)?;
         let mut files = listing.files;
         let now = std::time::SystemTime::now();
         files.retain(|f| {
@@ -241,12 +243,10 @@ impl S3Job {
                     });
                 }
             }
-            Some(_) => {
-                // The file changed since its upload began: that upload is abandoned (the
-                // store expires it) and the file starts again alone.
-                if let (Some(j), Some(t)) = (&sh.journal, self.transfer) {
-                    let _ = j.forget_multipart(t, &rel);
-                }
+            Some(stale) => {
+                // The file changed since its upload began: that upload is given up (and
+                // aborted) and the file starts again alone.
+                self.abandon(sh, i, stale.upload_id);
                 self.queue(Purpose::Create { file: i });
             }
             None => self.queue(Purpose::Create { file: i }),
@@ -322,7 +322,8 @@ impl S3Job {
             Purpose::Get { file, offset, len } => {
                 self.on_range(sh, id, file, offset, len, resp, now)
             }
-            Purpose::Verify { .. } => self.finished(id),
+            // Abort answers all go to `on_abort_answer`, before this.
+            Purpose::Verify { .. } | Purpose::Abort { .. } => self.finished(id),
             Purpose::Put { file } => {
                 self.finished(id);
                 self.file_uploaded(sh, file);

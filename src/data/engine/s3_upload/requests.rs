@@ -66,6 +66,7 @@ impl S3Job {
                 (s3::complete_multipart(t, &f.key, &f.upload_id), collect)
             }
             Purpose::Check { file } => (s3::head_object(t, &self.up_file(*file).key), collect),
+            Purpose::Abort { key, upload_id } => (s3::abort_multipart(t, key, upload_id), collect),
             Purpose::Get { .. } | Purpose::Verify { .. } => self.download_request_of(purpose),
         }
     }
@@ -88,6 +89,7 @@ impl S3Job {
             }
             Purpose::Get { file, offset, .. } => self.describe_get(file, offset),
             Purpose::Verify { file } => self.describe_get(file, 0),
+            Purpose::Abort { ref key, .. } => format!("Aborting the abandoned upload of {key}"),
         }
     }
 }

@@ -14,13 +14,21 @@ impl S3Job {
     /// The store knows no upload the journal recorded (or will not list its parts): a
     /// completion that finds it gone checks whether the object is whole; a listing that
     /// finds it gone, or a check that never finds the object whole, uploads the file again.
-    pub(in crate::data::engine) fn resume_without_record(&mut self, purpose: Purpose) {
+    /// The journal's upload is given up (and aborted, in case the store still holds it).
+    pub(in crate::data::engine) fn resume_without_record(
+        &mut self,
+        sh: &mut Shared,
+        purpose: Purpose,
+    ) {
         match purpose {
             Purpose::Complete { file } => self.queue(Purpose::Check { file }),
             Purpose::ListParts { file, .. } | Purpose::Check { file } => {
                 let f = &mut self.upload().files[file];
                 f.recorded.clear();
                 f.listed.clear();
+                f.parts_done.clear();
+                let upload_id = f.upload_id.clone();
+                self.abandon(sh, file, upload_id);
                 self.queue(Purpose::Create { file });
             }
             _ => {}
