@@ -294,8 +294,12 @@ impl Head {
     }
 
     fn response_framing(&self, request_method: &str) -> io::Result<Framing> {
-        let status = &self.target_or_status;
-        if request_method == "HEAD" || status.starts_with('1') || status == "204" || status == "304"
+        // The status line holds the reason phrase too ("204 No Content"): compare codes.
+        let status = self.status();
+        if request_method == "HEAD"
+            || (100..200).contains(&status)
+            || status == 204
+            || status == 304
         {
             return Ok(Framing::None);
         }
