@@ -100,8 +100,8 @@ impl FolderJob {
             .collect())
     }
 
-    pub fn advance(&mut self, sh: &mut Shared, now: Instant) -> Option<Result<Summary, Failure>> {
-        let _ = now;
+    /// Copies the next file (listing first); `Some` once the job is over.
+    pub fn advance(&mut self, sh: &mut Shared) -> Option<Result<Summary, Failure>> {
         if self.files.is_none() {
             match self.list(sh) {
                 Ok(files) => {

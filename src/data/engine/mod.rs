@@ -364,7 +364,7 @@ impl Engine {
         let outcome = match &mut self.job {
             None => return,
             Some(Job::S3(job)) => job.advance(shared, now),
-            Some(Job::Folder(job)) => job.advance(shared, now),
+            Some(Job::Folder(job)) => job.advance(shared),
         };
         if let Some(at) = self.next_progress {
             if now >= at {

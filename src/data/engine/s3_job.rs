@@ -3,9 +3,7 @@
 //! in [`super::s3_upload`] and [`super::s3_download`].
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::fs::File;
-use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 use super::{Shared, Summary, Work};
 use crate::ctrl::exit::{ExitCode, Failure};
@@ -18,6 +16,11 @@ use crate::proto::http::Body;
 use crate::proto::osmo::IoType;
 use crate::proto::s3::{self, BucketTarget, Credentials};
 use crate::reactor::Timers;
+
+mod payload;
+mod retry;
+
+pub use payload::hash_file_range;
 
 /// Attempts per request before the transfer fails.
 pub const MAX_ATTEMPTS: u32 = 8;
@@ -410,50 +413,6 @@ impl S3Job {
         self.retry(sh, id, retry_reason, now);
     }
 
-    /// Queues `purpose` again as the next attempt of a check that came too early, which
-    /// had made `attempts` before; after the last attempt the file's upload starts over.
-    pub fn queue_later(&mut self, sh: &mut Shared, purpose: Purpose, attempts: u32, reason: &str) {
-        let attempts = attempts + 1;
-        if attempts >= MAX_ATTEMPTS {
-            return self.resume_without_record(sh, purpose);
-        }
-        let id = self.new_op(purpose);
-        if let Some(op) = self.ops.get_mut(&id) {
-            op.attempts = attempts;
-            op.last_error = reason.to_string();
-        }
-        let delay = backoff(attempts, sh.net.random.unit());
-        self.retries.set(id, Instant::now() + delay);
-    }
-
-    /// Schedules op `id` again after a jittered backoff, or fails once it used its attempts.
-    pub fn retry(&mut self, sh: &mut Shared, id: u64, reason: String, now: Instant) {
-        let what = self.describe(id);
-        let Some(op) = self.ops.get_mut(&id) else {
-            return;
-        };
-        op.attempts += 1;
-        op.last_error = reason;
-        if op.attempts >= MAX_ATTEMPTS {
-            let message = format!(
-                "{what} failed after {} attempts: {}",
-                op.attempts, op.last_error
-            );
-            self.ops.remove(&id);
-            return self.fail(message);
-        }
-        let delay = backoff(op.attempts, sh.net.random.unit());
-        self.retries.set(id, now + delay);
-    }
-
-    /// Schedules op `id` again after a jittered backoff (its attempts counted by the
-    /// caller).
-    pub fn retry_later(&mut self, sh: &mut Shared, id: u64, now: Instant) {
-        let attempts = self.ops.get(&id).map_or(0, |op| op.attempts);
-        let delay = backoff(attempts, sh.net.random.unit());
-        self.retries.set(id, now + delay);
-    }
-
     /// Marks op `id` finished.
     pub fn finished(&mut self, id: u64) {
         self.ops.remove(&id);
@@ -510,43 +469,4 @@ impl S3Job {
             _ => RequestBody::None,
         }
     }
-}
-
-/// Jittered exponential backoff: uniform in [b/2, b) with b = 200 ms * 2^attempts, capped.
-fn backoff(attempts: u32, unit: f64) -> Duration {
-    let base = Duration::from_millis(200) * (1u32 << attempts.min(6));
-    base.mul_f64(0.5 + 0.5 * unit)
-}
-
-/// SHA-256 of `len` bytes of `file` from `offset`, read through the page cache.
-pub fn hash_file_range(file: &Arc<File>, offset: u64, len: u64) -> std::io::Result<String> {
-    use sha2::{Digest, Sha256};
-    use std::os::unix::fs::FileExt;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut done = 0u64;
-    while done < len {
-        let want = buf
-            .len()
-            .min(usize::try_from(len - done).unwrap_or(buf.len()));
-        let n = file.read_at(&mut buf[..want], offset + done)?;
-        if n == 0 {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                "the file shrank while it was uploaded",
-            ));
-        }
-        hasher.update(&buf[..n]);
-        done += n as u64;
-    }
-    Ok(hex(&hasher.finalize()))
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
 }

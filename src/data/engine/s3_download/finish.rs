@@ -4,7 +4,7 @@
 use std::fs::File;
 
 use crate::data::engine::drop_behind;
-use crate::data::engine::s3_job::{hex, Purpose, S3Job};
+use crate::data::engine::s3_job::{Purpose, S3Job};
 use crate::data::engine::Shared;
 
 impl S3Job {
@@ -98,5 +98,5 @@ fn md5_file(file: &File, size: u64) -> std::io::Result<String> {
         hasher.update(&buf[..n]);
         done += n as u64;
     }
-    Ok(hex(&hasher.finalize()))
+    Ok(crate::proto::s3::hex(&hasher.finalize()))
 }
