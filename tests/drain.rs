@@ -23,9 +23,16 @@ use s3_server::S3Server;
 use sidewire::data::journal::{Direction, Journal};
 use support::*;
 
-/// The output file: its upload takes a few seconds here (1 GiB took 20 s through s3s-fs and
-/// the proxy on this machine, too close to the deadline to test a drain that finishes).
-const SIZE: u64 = 256 * MIB;
+/// The output file's size: its upload takes a few seconds here (1 GiB took 20 s through
+/// s3s-fs and the proxy on this machine, too close to the deadline for a test that must not
+/// flake). `SIDEWIRE_DRAIN_TEST_MIB=1024` measures the 1 GiB case by hand.
+fn size() -> u64 {
+    std::env::var("SIDEWIRE_DRAIN_TEST_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(256)
+        * MIB
+}
 const LONG: Duration = Duration::from_secs(120);
 
 struct Task {
@@ -149,7 +156,7 @@ fn wait_for_parts(proxy: &FaultProxy, n: usize) {
 fn sigterm_in_the_middle_of_an_upload_lets_it_finish_and_ctrl_exits_0() {
     let task = Task::new("drain-finish");
     let source = task.dir.join("output/data.bin");
-    write_pattern(&source, SIZE, 11);
+    write_pattern(&source, size(), 11);
     let mut ctrl = task.start_ctrl(&[]);
     let agent = Pod::start_agent(&task.dir, "exit 0");
     wait_for_parts(&task.proxy, 2);
@@ -163,7 +170,7 @@ fn sigterm_in_the_middle_of_an_upload_lets_it_finish_and_ctrl_exits_0() {
     println!(
         "{} of {} MiB parts were stored at SIGTERM; ctrl exited {code:?} {took:?} after it",
         stored_parts(&log_at_signal).len(),
-        SIZE / MIB
+        size() / MIB
     );
     assert_eq!(
         completions(&log_at_signal),
@@ -194,7 +201,7 @@ fn sigterm_in_the_middle_of_an_upload_lets_it_finish_and_ctrl_exits_0() {
 fn a_drain_deadline_too_short_exits_at_it_and_the_next_ctrl_sends_only_the_rest() {
     let task = Task::new("drain-cut");
     let source = task.dir.join("output/data.bin");
-    write_pattern(&source, SIZE, 12);
+    write_pattern(&source, size(), 12);
     let mut ctrl = task.start_ctrl(&["-drainTimeout", "1"]);
     let agent = Pod::start_agent(&task.dir, "exit 0");
     wait_for_parts(&task.proxy, 2);
