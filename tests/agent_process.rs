@@ -100,3 +100,51 @@ fn an_agent_that_is_pid_1_reaps_the_orphans_of_its_command() {
     let stdout = texts_of(&service.messages(), "STDOUT");
     assert_eq!(stdout, ["pid1=osmo_exec", "zombies=0"]);
 }
+
+/// A command that writes faster than the agent can cut its output into lines, while ctrl is
+/// away (so nothing pauses the reads): the agent must still get round to its other work.
+/// Here that is a SIGTERM, which it must pass on to the command, and a ctrl coming back.
+#[test]
+fn a_command_that_never_stops_writing_does_not_starve_the_agent() {
+    let cfg = ServiceConfig::default();
+    let service = OsmoService::start(cfg.clone());
+    let dir = pod_dir("busy-pipe");
+    let ctrl = Pod::start_ctrl(&dir, &cfg, service.port(), &[]);
+    // Short lines from several writers: each is a message for the agent to make.
+    let script = "trap 'touch got-term; exit 7' TERM; for i in 1 2 3 4; do yes & done; wait";
+    let mut command = Command::new(dir.join("osmo_exec"));
+    command
+        .args(Pod::agent_args(&dir, script))
+        .current_dir(&dir)
+        .env("SIDEWIRE_PASSTHROUGH", "0")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut pod = Pod {
+        dir: dir.clone(),
+        ctrl,
+        agent: Some(command.spawn().expect("start osmo_exec")),
+    };
+    assert!(
+        service.wait_for(|m| texts_of(m, "STDOUT").len() >= 1000, LONG),
+        "lines flow"
+    );
+    // ctrl goes away: the agent reads at full speed, keeping the newest lines.
+    let _ = pod.ctrl.kill();
+    let _ = pod.ctrl.wait();
+    std::thread::sleep(Duration::from_millis(500));
+    let agent = pod.agent.as_mut().expect("agent");
+    let pid = rustix::process::Pid::from_raw(agent.id() as i32).expect("pid");
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("SIGTERM");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !dir.join("got-term").exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the agent never passed SIGTERM on to the command"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // A ctrl that comes back gets the command's end.
+    pod.ctrl = Pod::start_ctrl(&dir, &cfg, service.port(), &[]);
+    let agent = pod.agent.as_mut().expect("agent");
+    assert_eq!(wait_exit(agent, LONG), Some(7), "the command's code");
+}

@@ -50,6 +50,10 @@ const CHECKPOINTS: Token = Token(4);
 const CTRL_BUDGET: usize = 4 << 20;
 /// Bytes of messages kept for a ctrl that may come back (unacknowledged or never sent).
 const AWAY_BUDGET: usize = 16 << 20;
+/// Bytes read from each of the command's pipes per wake-up: a command that writes faster
+/// than its lines are cut would otherwise keep the loop in one pipe forever (signals,
+/// ctrl and the reaper unheard). The rest is read on the loop's next turn.
+const PIPE_READ_BUDGET: usize = 1 << 20;
 /// ctrl taking no bytes for this long with the outbox full counts as stalled. Long enough
 /// that a ctrl starved of CPU on a busy node (or waiting on a slow service) loses no
 /// lines; short enough that a wedged ctrl holds the command up once, briefly.
@@ -334,13 +338,16 @@ impl Agent {
                 outbox.trim(AWAY_BUDGET);
             };
             let was_open = pipe.is_open();
+            let mut taken = 0;
             let stopped = pipe.drain(&self.poll_registry, &mut self.read_buf, |stream, data| {
                 if let Some(p) = passthrough.as_mut() {
                     p[stream as usize].write(data);
                 }
                 cutter.push(data, |line| emit(stream, line, outbox, dropped));
-                // Stop at the budget while ctrl is busy; the rest waits in the pipe.
-                !(alive && outbox.unwritten().len() >= CTRL_BUDGET)
+                taken += data.len();
+                // Stop at the budget while ctrl is busy, and after this wake-up's share of
+                // the pipe; the rest waits in the pipe.
+                !(alive && outbox.unwritten().len() >= CTRL_BUDGET) && taken < PIPE_READ_BUDGET
             });
             self.read_more |= stopped;
             if was_open && !pipe.is_open() {
