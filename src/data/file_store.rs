@@ -104,10 +104,14 @@ fn copy_range(from: &File, to: &File, size: u64, progress: &mut dyn FnMut(u64)) 
         let want = usize::try_from(size - copied).unwrap_or(STEP).min(STEP);
         let n = match rustix::fs::copy_file_range(from, None, to, None, want) {
             Ok(n) => n,
-            // Filesystems or kernels without it: copy through user space instead.
-            Err(e) if e == rustix::io::Errno::XDEV || e == rustix::io::Errno::NOSYS => {
-                return copy_in_user_space(from, to, size, copied, progress)
-            }
+            // Filesystems, kernels or seccomp profiles without it: copy through user space.
+            Err(
+                rustix::io::Errno::XDEV
+                | rustix::io::Errno::NOSYS
+                | rustix::io::Errno::OPNOTSUPP
+                | rustix::io::Errno::INVAL
+                | rustix::io::Errno::PERM,
+            ) => return copy_in_user_space(from, to, size, copied, progress),
             Err(e) => return Err(e.into()),
         };
         if n == 0 {

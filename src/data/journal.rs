@@ -84,7 +84,9 @@ impl Journal {
         })?;
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            // A link swapped in after the check above is not followed either.
+            | OpenFlags::SQLITE_OPEN_NOFOLLOW;
         let conn =
             Connection::open_with_flags(path, flags).map_err(|source| JournalError::Sqlite {
                 path: path.to_path_buf(),

@@ -18,11 +18,38 @@ pub struct Opened {
     pub meta: Metadata,
 }
 
-/// Opens the folder `path` (links in `path` itself are followed: it is the caller's
-/// choice) as the root that files are opened beneath.
+/// Opens the folder `path` as the root that files are opened beneath. A link at the
+/// folder's own name is refused (a trailing `/` does not make it followed): the user
+/// container could otherwise swap its output folder for a link to `/` and have ctrl's own
+/// files read beneath that. The folders above it are the task's configuration.
 pub fn open_root(path: &Path) -> io::Result<OwnedFd> {
-    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
-    Ok(rustix::fs::open(path, flags, Mode::empty())?)
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW;
+    match rustix::fs::open(without_trailing_slash(path), flags, Mode::empty()) {
+        Ok(fd) => Ok(fd),
+        // O_NOFOLLOW with O_DIRECTORY on a link gives ENOTDIR (ELOOP on some kernels).
+        Err(Errno::LOOP | Errno::NOTDIR) => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "{} is a symlink or a file, not a folder: give the folder's own path",
+                path.display()
+            ),
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `path` without trailing slashes (with one, `O_NOFOLLOW` would not apply to its last
+/// name). The root `/` stays as it is.
+pub fn without_trailing_slash(path: &Path) -> &Path {
+    let bytes = path.as_os_str().as_encoded_bytes();
+    let mut end = bytes.len();
+    while end > 1 && bytes[end - 1] == b'/' {
+        end -= 1;
+    }
+    match path.to_str() {
+        Some(text) => Path::new(&text[..end]),
+        None => path,
+    }
 }
 
 /// Opens the folder `rel` beneath `root` for listing, through no link at all: a walk
@@ -90,9 +117,16 @@ fn open_beneath(
     } else {
         rel
     };
-    match rustix::fs::openat2(root, rel, flags, Mode::empty(), resolve) {
-        Err(Errno::NOSYS) => open_by_components(root, rel, flags),
-        other => Ok(other?),
+    // EAGAIN: a rename anywhere on the host raced a `..` lookup; the kernel asks for a
+    // retry. ENOSYS (before 5.6) or EPERM (a seccomp profile that does not know openat2):
+    // the walk by components, which refuses every link.
+    let mut tries = 0;
+    loop {
+        match rustix::fs::openat2(root, rel, flags, Mode::empty(), resolve) {
+            Err(Errno::AGAIN) if tries < 8 => tries += 1,
+            Err(Errno::NOSYS | Errno::PERM) => return open_by_components(root, rel, flags),
+            other => return Ok(other?),
+        }
     }
 }
 
@@ -173,6 +207,24 @@ mod tests {
         assert_eq!(open("dangles").unwrap_err().kind(), io::ErrorKind::NotFound);
         assert!(is_not_regular(&open("sub").unwrap_err()));
         assert!(open_dir(root.as_fd(), Path::new("sub")).is_ok());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_root_that_is_a_link_is_refused_even_with_a_trailing_slash() {
+        let dir = folder("root-link");
+        // A user container that swaps its output folder for a link to `/`.
+        symlink("/", dir.join("swapped")).unwrap();
+        for path in [
+            dir.join("swapped"),
+            dir.join("swapped/"),
+            dir.join("swapped//"),
+        ] {
+            let err = open_root(&path).unwrap_err().to_string();
+            assert!(err.contains("is a symlink"), "{}: {err}", path.display());
+        }
+        assert!(open_root(&dir.join("root/")).is_ok());
+        assert_eq!(without_trailing_slash(Path::new("/")), Path::new("/"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

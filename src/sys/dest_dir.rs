@@ -20,16 +20,14 @@ pub struct DestDir {
 }
 
 impl DestDir {
-    /// Opens the download root itself, creating it if missing. The root is the task's own
-    /// configured path, so a link in it is followed; nothing beneath it is.
+    /// Opens the download root itself, creating it if missing. The folders above it are
+    /// the task's configured path; a link at the root's own name is refused, as beneath
+    /// it (see [`super::beneath::open_root`]).
     pub fn open_root(root: &Path) -> io::Result<DestDir> {
         fs::create_dir_all(root)?;
-        let fd = rustix::fs::open(
-            root,
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )?;
-        Ok(DestDir { fd })
+        Ok(DestDir {
+            fd: super::beneath::open_root(root)?,
+        })
     }
 
     /// Opens the folder `rel` beneath this one, creating each missing component. A
@@ -80,6 +78,7 @@ impl DestDir {
     /// Creates the file `name`, which must not exist (`O_EXCL`: not even as a dangling
     /// link), for reading and writing.
     pub fn create_new(&self, name: &str, mode: u32) -> io::Result<File> {
+        one_name(name)?;
         let flags =
             OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         let fd = rustix::fs::openat(&self.fd, name, flags, Mode::from_raw_mode(mode))?;
@@ -90,6 +89,7 @@ impl DestDir {
     /// process left there: a regular file (not a link), owned by this user, with no other
     /// name (a hard link to a file elsewhere would be written through).
     pub fn open_own(&self, name: &str) -> io::Result<File> {
+        one_name(name)?;
         // O_NONBLOCK: a FIFO planted at the name must not block the open.
         let flags = OFlags::RDWR | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
         let fd = rustix::fs::openat(&self.fd, name, flags, Mode::empty())?;
@@ -107,11 +107,14 @@ impl DestDir {
 
     /// Moves `from` to `to`, both in this folder. A link at `to` is replaced, not followed.
     pub fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        one_name(from)?;
+        one_name(to)?;
         Ok(rustix::fs::renameat(&self.fd, from, &self.fd, to)?)
     }
 
     /// Removes the file (or link) `name`; a missing one is not an error.
     pub fn remove(&self, name: &str) -> io::Result<()> {
+        one_name(name)?;
         match rustix::fs::unlinkat(&self.fd, name, AtFlags::empty()) {
             Ok(()) | Err(Errno::NOENT) => Ok(()),
             Err(e) => Err(e.into()),
@@ -120,6 +123,9 @@ impl DestDir {
 
     /// Whether `name` is a regular file (not a link) of `size` bytes.
     pub fn has_file(&self, name: &str, size: u64) -> bool {
+        if one_name(name).is_err() {
+            return false;
+        }
         rustix::fs::statat(&self.fd, name, AtFlags::SYMLINK_NOFOLLOW).is_ok_and(|st| {
             FileType::from_raw_mode(st.st_mode) == FileType::RegularFile
                 && u64::try_from(st.st_size).is_ok_and(|s| s == size)
@@ -130,6 +136,19 @@ impl DestDir {
     pub fn sync(&self) -> io::Result<()> {
         Ok(rustix::fs::fsync(&self.fd)?)
     }
+}
+
+/// Refuses a name that is not one entry of this folder: with a `/` the kernel would
+/// follow links in the middle of it, and an absolute one ignores the folder altogether
+/// (a name read back from the journal is not trusted blindly).
+fn one_name(name: &str) -> io::Result<()> {
+    if name.is_empty() || name == "." || name == ".." || name.contains('/') || name.contains('\0') {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{name:?} is not a file name in the folder"),
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -186,6 +205,29 @@ mod tests {
         root.remove("planted").unwrap();
         root.remove("planted").unwrap();
         assert_eq!(fs::read(&secret).unwrap(), b"secret");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn names_that_are_not_one_entry_of_the_folder_are_refused() {
+        let dir = scratch("names");
+        fs::write(dir.join("victim"), b"kept").unwrap();
+        let root = DestDir::open_root(&dir.join("root")).unwrap();
+        let victim = dir.join("victim").display().to_string();
+        for name in ["../victim", victim.as_str(), "", ".", "..", "a/b"] {
+            assert!(root.create_new(name, 0o644).is_err(), "{name:?}");
+            assert!(root.open_own(name).is_err(), "{name:?}");
+            assert!(root.remove(name).is_err(), "{name:?}");
+            assert!(root.rename(name, "x").is_err(), "{name:?}");
+            assert!(!root.has_file(name, 4), "{name:?}");
+        }
+        assert_eq!(fs::read(dir.join("victim")).unwrap(), b"kept");
+
+        // A download root swapped for a link (with or without a trailing slash) is refused.
+        let link = dir.join("swapped");
+        symlink(dir.join("root"), &link).unwrap();
+        assert!(DestDir::open_root(&link).is_err());
+        assert!(DestDir::open_root(Path::new(&format!("{}/", link.display()))).is_err());
         fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -8,7 +8,7 @@ use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
-use rustix::fs::OFlags;
+use rustix::fs::{Mode, OFlags};
 
 /// Makes `dir` (not its parents) with mode 0700, or tightens an existing folder of ours to
 /// 0700. A folder owned by someone else, a shared one (the sticky bit, as `/tmp` has) or a
@@ -20,20 +20,30 @@ pub fn private_dir(dir: &Path) -> io::Result<()> {
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
         Err(e) => return Err(io::Error::new(e.kind(), format!("{}: {e}", dir.display()))),
     }
-    let meta = fs::symlink_metadata(dir)
-        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", dir.display())))?;
+    // Checked and changed through one descriptor opened without following a link, so a
+    // folder swapped for a link between the check and the change is never followed.
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     let refuse = |why: &str| Err(io::Error::other(format!("{}: {why}", dir.display())));
-    if !meta.is_dir() {
-        return refuse("not a folder (a symlink or a file is in its place)");
-    }
-    if meta.uid() != rustix::process::geteuid().as_raw() {
+    let fd = match rustix::fs::open(
+        super::beneath::without_trailing_slash(dir),
+        flags,
+        Mode::empty(),
+    ) {
+        Ok(fd) => fd,
+        Err(rustix::io::Errno::LOOP | rustix::io::Errno::NOTDIR) => {
+            return refuse("not a folder (a symlink or a file is in its place)")
+        }
+        Err(e) => return Err(io::Error::new(e.kind(), format!("{}: {e}", dir.display()))),
+    };
+    let st = rustix::fs::fstat(&fd)?;
+    if st.st_uid != rustix::process::geteuid().as_raw() {
         return refuse("the folder belongs to another user");
     }
-    if meta.mode() & 0o1000 != 0 {
+    if st.st_mode & 0o1000 != 0 {
         return refuse("a shared folder (sticky bit): pick a folder of your own");
     }
-    if meta.mode() & 0o777 != 0o700 {
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
+    if st.st_mode & 0o777 != 0o700 {
+        rustix::fs::fchmod(&fd, Mode::from_raw_mode(0o700))?;
     }
     Ok(())
 }
