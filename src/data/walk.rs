@@ -129,7 +129,17 @@ impl Root {
         let mut listing = Listing::default();
         let mut dirs = vec![PathBuf::new()];
         while let Some(rel_dir) = dirs.pop() {
-            let fd = beneath::open_dir(self.fd.as_fd(), &rel_dir)?;
+            let fd = match beneath::open_dir(self.fd.as_fd(), &rel_dir) {
+                Ok(fd) => fd,
+                // A folder removed or replaced while the walk ran (a job deleting an old
+                // checkpoint): skipped, the rest goes on. The root itself must open.
+                Err(e) if !rel_dir.as_os_str().is_empty() => {
+                    let rel = rel_dir.to_string_lossy().into_owned();
+                    listing.skipped.push(self.refused(&rel, e)?);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             for entry in rustix::fs::Dir::read_from(&fd)? {
                 let entry = entry?;
                 let name = entry.file_name().to_bytes();
@@ -146,7 +156,14 @@ impl Root {
                 let mut kind = entry.file_type();
                 let mut stat = None;
                 if kind == FileType::Unknown || kind == FileType::RegularFile {
-                    let st = rustix::fs::statat(&fd, entry.file_name(), AtFlags::SYMLINK_NOFOLLOW)?;
+                    let st =
+                        match rustix::fs::statat(&fd, entry.file_name(), AtFlags::SYMLINK_NOFOLLOW)
+                        {
+                            Ok(st) => st,
+                            // Removed since the folder was read: nothing to upload.
+                            Err(Errno::NOENT) => continue,
+                            Err(e) => return Err(e.into()),
+                        };
                     kind = FileType::from_raw_mode(st.st_mode);
                     stat = Some(st);
                 }
@@ -199,6 +216,7 @@ impl Root {
             Some(Errno::XDEV) => "it leads outside the folder",
             Some(Errno::NOENT) => "it does not exist (a link that dangles, or a file removed)",
             Some(Errno::LOOP) => "a link that is not followed here",
+            Some(Errno::NOTDIR) => "a folder on its path was replaced by a file",
             _ if beneath::is_not_regular(&e) => "not a regular file",
             _ => return Err(e),
         };
