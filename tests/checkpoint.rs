@@ -168,16 +168,7 @@ fn checkpoints_upload_to_a_real_s3_server_with_the_user_credentials() {
     let s3 = s3_server::S3Server::start(KEY, SECRET);
     s3.create_bucket("bucket");
     let work = temp_dir("s3");
-    // `sidewire run` hands its agent WORKDIR/credentials.yaml as -userConfig.
-    std::fs::write(
-        work.join("credentials.yaml"),
-        format!(
-            "auth:\n  data:\n    s3://bucket:\n      access_key_id: {KEY}\n      access_key: {SECRET}\n      \
-             override_url: {}\n      region: us-east-1\n      addressing_style: path\n",
-            s3.endpoint()
-        ),
-    )
-    .unwrap();
+    write_credentials(&work, KEY, SECRET, &s3.endpoint());
     let ckpt = work.join("ckpt");
     // 3 MiB of changing bytes, then a small file; `/*` uploads the folder's contents.
     let script = format!(
@@ -244,6 +235,19 @@ fn a_checkpoint_skips_links_out_of_its_folder_and_names_them() {
     );
     assert!(!store.join("ckpt/to-secret-folder").exists());
     let _ = std::fs::remove_dir_all(&work);
+}
+
+/// `sidewire run` hands its agent WORKDIR/credentials.yaml as -userConfig: the key pair
+/// for `s3://bucket` at `endpoint`.
+fn write_credentials(work: &Path, key: &str, secret: &str, endpoint: &str) {
+    std::fs::write(
+        work.join("credentials.yaml"),
+        format!(
+            "auth:\n  data:\n    s3://bucket:\n      access_key_id: {key}\n      access_key: {secret}\n      \
+             override_url: {endpoint}\n      region: us-east-1\n      addressing_style: path\n"
+        ),
+    )
+    .unwrap();
 }
 
 /// The pids of `parent`'s children.
@@ -341,15 +345,7 @@ fn final_checkpoint_under_sigterm(
         .push(Rule::next(1, Fault::Stall(Duration::from_secs(2))).method("PUT"));
     let proxy = FaultProxy::start(s3.port, plan);
     let work = temp_dir(name);
-    std::fs::write(
-        work.join("credentials.yaml"),
-        format!(
-            "auth:\n  data:\n    s3://bucket:\n      access_key_id: {KEY}\n      access_key: {SECRET}\n      \
-             override_url: {}\n      region: us-east-1\n      addressing_style: path\n",
-            proxy.endpoint()
-        ),
-    )
-    .unwrap();
+    write_credentials(&work, KEY, SECRET, &proxy.endpoint());
     let ckpt = work.join("ckpt");
     // The command ends on its own; only the final checkpoint runs.
     let script = format!("mkdir -p {c}; echo weights > {c}/w.bin", c = ckpt.display());

@@ -56,21 +56,6 @@ fn start_ctrl(dir: &Path, cfg: &ServiceConfig, port: u16, endpoint_creds: &Path)
     )
 }
 
-/// `(upload id, part number)` of an UploadPart request target.
-fn part_of(target: &str) -> Option<(String, u32)> {
-    let query = target.split_once('?')?.1;
-    let mut id = None;
-    let mut number = None;
-    for pair in query.split('&') {
-        match pair.split_once('=') {
-            Some(("uploadId", v)) => id = Some(v.to_string()),
-            Some(("partNumber", v)) => number = v.parse().ok(),
-            _ => {}
-        }
-    }
-    Some((id?, number?))
-}
-
 #[test]
 fn ctrl_killed_twenty_times_during_a_2_gib_upload_sends_no_finished_part_twice() {
     let seed = std::time::SystemTime::now()
@@ -150,7 +135,7 @@ fn ctrl_killed_twenty_times_during_a_2_gib_upload_sends_no_finished_part_twice()
     let mut first_seen: HashMap<(String, u32), usize> = HashMap::new();
     let mut resent = 0;
     for (i, e) in log.iter().enumerate() {
-        let Some(part) = (e.method == "PUT").then(|| part_of(&e.target)).flatten() else {
+        let Some(part) = e.upload_part() else {
             continue;
         };
         match first_seen.get(&part) {
@@ -162,7 +147,7 @@ fn ctrl_killed_twenty_times_during_a_2_gib_upload_sends_no_finished_part_twice()
                 let parts_between = |from: usize, to: usize| {
                     log[from..to]
                         .iter()
-                        .filter(|e| e.method == "PUT" && part_of(&e.target).is_some())
+                        .filter(|e| e.upload_part().is_some())
                         .count()
                 };
                 // The proxy logs an exchange when it ends: a part in flight at a kill may

@@ -105,29 +105,23 @@ fn reap(mut child: Child) {
     let _ = child.wait();
 }
 
-/// `(upload id, part number)` of an UploadPart request.
-fn part_of(e: &Exchange) -> Option<(String, u32)> {
-    if e.method != "PUT" {
-        return None;
-    }
-    let query = e.target.split_once('?')?.1;
-    let mut id = None;
-    let mut number = None;
-    for pair in query.split('&') {
-        match pair.split_once('=') {
-            Some(("uploadId", v)) => id = Some(v.to_string()),
-            Some(("partNumber", v)) => number = v.parse().ok(),
-            _ => {}
-        }
-    }
-    Some((id?, number?))
+/// SIGTERM to ctrl, then its exit code and how long after the signal it came (within
+/// 30 s); the agent is reaped after.
+fn sigterm_and_wait(ctrl: &mut Child, agent: Child) -> (Option<i32>, Duration) {
+    signal(ctrl, "-TERM");
+    let at_signal = Instant::now();
+    let code = wait_exit(ctrl, Duration::from_secs(30));
+    let took = at_signal.elapsed();
+    reap(agent);
+    println!("ctrl exited {code:?} {took:?} after SIGTERM");
+    (code, took)
 }
 
 /// Parts the store took (a 2xx answer) among `log`.
 fn stored_parts(log: &[Exchange]) -> HashSet<(String, u32)> {
     log.iter()
         .filter(|e| e.status.is_some_and(|s| (200..300).contains(&s)))
-        .filter_map(part_of)
+        .filter_map(Exchange::upload_part)
         .collect()
 }
 
@@ -206,12 +200,7 @@ fn a_drain_deadline_too_short_exits_at_it_and_the_next_ctrl_sends_only_the_rest(
     let agent = Pod::start_agent(&task.dir, "exit 0");
     wait_for_parts(&task.proxy, 2);
 
-    signal(&ctrl, "-TERM");
-    let at_signal = Instant::now();
-    let code = wait_exit(&mut ctrl, Duration::from_secs(30));
-    let took = at_signal.elapsed();
-    reap(agent);
-    println!("ctrl exited {code:?} {took:?} after SIGTERM");
+    let (code, took) = sigterm_and_wait(&mut ctrl, agent);
     assert_eq!(code, Some(143), "the upload was cut: 128 + SIGTERM");
     assert!(
         took >= Duration::from_millis(900),
@@ -243,7 +232,7 @@ fn a_drain_deadline_too_short_exits_at_it_and_the_next_ctrl_sends_only_the_rest(
     );
     let log = task.proxy.log();
     let after = &log[before.len()..];
-    let sent_after: Vec<(String, u32)> = after.iter().filter_map(part_of).collect();
+    let sent_after: Vec<(String, u32)> = after.iter().filter_map(Exchange::upload_part).collect();
     println!(
         "{} parts journaled before the cut ({} stored), {} sent by the next ctrl",
         journaled.len(),
@@ -338,12 +327,7 @@ fn sigterm_while_inputs_download_stops_at_once_and_the_command_never_runs() {
             .wait_for(|m| !texts_of(m, "DOWNLOAD").is_empty(), LONG),
         "the download starts"
     );
-    signal(&ctrl, "-TERM");
-    let at_signal = Instant::now();
-    let code = wait_exit(&mut ctrl, Duration::from_secs(30));
-    let took = at_signal.elapsed();
-    reap(agent);
-    println!("ctrl exited {code:?} {took:?} after SIGTERM");
+    let (code, took) = sigterm_and_wait(&mut ctrl, agent);
     assert_eq!(code, Some(143));
     assert!(
         took < Duration::from_secs(5),

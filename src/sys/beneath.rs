@@ -12,6 +12,11 @@ use std::path::{Component, Path};
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 use rustix::io::Errno;
 
+/// Resolution that follows links while they stay inside the root (never `/proc` magic
+/// links), for files and their status.
+const INSIDE_LINKS_FOLLOWED: ResolveFlags =
+    ResolveFlags::BENEATH.union(ResolveFlags::NO_MAGICLINKS);
+
 /// A regular file opened beneath a folder, with its status as of the open.
 pub struct Opened {
     pub file: File,
@@ -65,12 +70,7 @@ pub fn open_dir(root: BorrowedFd, rel: &Path) -> io::Result<OwnedFd> {
 /// [`is_not_regular`]).
 pub fn open_file(root: BorrowedFd, rel: &Path) -> io::Result<Opened> {
     let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK;
-    let fd = open_beneath(
-        root,
-        rel,
-        flags,
-        ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
-    )?;
+    let fd = open_beneath(root, rel, flags, INSIDE_LINKS_FOLLOWED)?;
     let file = File::from(fd);
     let meta = file.metadata()?;
     if !meta.is_file() {
@@ -87,12 +87,7 @@ pub fn open_file(root: BorrowedFd, rel: &Path) -> io::Result<Opened> {
 /// without opening it for reading: a device is never opened just to be listed.
 pub fn stat(root: BorrowedFd, rel: &Path) -> io::Result<Metadata> {
     let flags = OFlags::PATH | OFlags::CLOEXEC;
-    let fd = open_beneath(
-        root,
-        rel,
-        flags,
-        ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
-    )?;
+    let fd = open_beneath(root, rel, flags, INSIDE_LINKS_FOLLOWED)?;
     File::from(fd).metadata()
 }
 

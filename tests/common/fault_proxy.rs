@@ -182,6 +182,26 @@ pub struct Exchange {
     pub status: Option<u16>,
 }
 
+impl Exchange {
+    /// `(upload id, part number)` when this is an UploadPart request.
+    pub fn upload_part(&self) -> Option<(String, u32)> {
+        if self.method != "PUT" {
+            return None;
+        }
+        let query = self.target.split_once('?')?.1;
+        let mut id = None;
+        let mut number = None;
+        for pair in query.split('&') {
+            match pair.split_once('=') {
+                Some(("uploadId", v)) => id = Some(v.to_string()),
+                Some(("partNumber", v)) => number = v.parse().ok(),
+                _ => {}
+            }
+        }
+        Some((id?, number?))
+    }
+}
+
 struct Shared {
     upstream_port: u16,
     plan: Arc<Mutex<FaultPlan>>,
