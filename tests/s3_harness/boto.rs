@@ -17,12 +17,17 @@ s3 = boto3.client('s3', endpoint_url=os.environ['S3_ENDPOINT'],
                   connect_timeout=5, read_timeout=30))
 def code(fn, tries=3):
     # s3s-fs may close a kept-alive connection after an error answer while boto3 reuses
-    # it; that race says nothing about the answer, so the call is made again.
+    # it; that race says nothing about the answer, so the call is made again. The same
+    # race can cut an error answer after its status line: botocore then reports the bare
+    # status as the code, and the call is made again too.
     try:
         fn()
         return 'ok'
     except botocore.exceptions.ClientError as e:
-        return e.response['Error']['Code']
+        got = e.response['Error']['Code']
+        if got.isdigit() and tries > 1:
+            return code(fn, tries - 1)
+        return got
     except (botocore.exceptions.ConnectionClosedError, botocore.exceptions.EndpointConnectionError):
         if tries <= 1:
             raise
