@@ -28,25 +28,37 @@ const TREE: &[(&str, u64)] = &[
 
 #[test]
 fn a_tree_uploads_and_downloads_back_byte_identical_with_a_regex_filter() {
+    round_trip("s3://bucket/run1", "s3://bucket", "tree");
+}
+
+/// Swift through its S3 API: the container is the bucket, the profile is
+/// `swift://host/AUTH_ns`, and `override_url` points at the S3 server.
+#[test]
+fn a_swift_tree_uploads_and_downloads_back_byte_identical_through_the_s3_api() {
+    round_trip(
+        "swift://swift.example.com/AUTH_test/bucket/run1",
+        "swift://swift.example.com/AUTH_test",
+        "swift",
+    );
+}
+
+/// The tree up to `url` (bucket or container `bucket`, prefix `run1`) and back
+/// from it, with the credentials under `profile`.
+fn round_trip(url: &str, profile: &str, name: &str) {
     let s3 = S3Server::start(KEY, SECRET);
     s3.create_bucket("bucket");
-    let up = temp_dir("tree-up");
-    write_credentials(&up, "bucket", &s3.endpoint(), SECRET);
+    let up = temp_dir(&format!("{name}-up"));
+    write_profile(&up, profile, &s3.endpoint(), SECRET);
     for (i, (name, size)) in TREE.iter().enumerate() {
         write_pattern(&up.join("output").join(name), *size, i as u64 * 7919);
     }
     fs::write(up.join("output/skip.log"), b"not uploaded").unwrap();
     fs::write(up.join("output/a/notes.txt"), b"not uploaded either").unwrap();
 
-    let out = run(
-        &up,
-        &[],
-        &["url:s3://bucket/run1,.*\\.bin$".into()],
-        &["true"],
-    );
+    let out = run(&up, &[], &[format!("url:{url},.*\\.bin$")], &["true"]);
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
     let log = String::from_utf8_lossy(&out.stdout);
-    assert!(log.contains("Uploaded s3://bucket/run1"), "{log}");
+    assert!(log.contains(&format!("Uploaded {url}")), "{log}");
     assert!(log.contains("All Outputs Uploaded"), "{log}");
     for (name, _) in TREE {
         let stored = s3.object_path("bucket", &format!("run1/{name}"));
@@ -57,14 +69,9 @@ fn a_tree_uploads_and_downloads_back_byte_identical_with_a_regex_filter() {
     }
     assert!(!s3.object_path("bucket", "run1/skip.log").exists());
 
-    let down = temp_dir("tree-down");
-    write_credentials(&down, "bucket", &s3.endpoint(), SECRET);
-    let out = run(
-        &down,
-        &["url:data,s3://bucket/run1,".into()],
-        &[],
-        &["true"],
-    );
+    let down = temp_dir(&format!("{name}-down"));
+    write_profile(&down, profile, &s3.endpoint(), SECRET);
+    let out = run(&down, &[format!("url:data,{url},")], &[], &["true"]);
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
     let log = String::from_utf8_lossy(&out.stdout);
     assert!(log.contains("All Inputs Gathered"), "{log}");
@@ -162,12 +169,47 @@ fn files_touched_far_in_the_future_and_the_past_upload() {
 
 #[test]
 fn wrong_credentials_are_data_unauthorized_and_name_the_url() {
+    let dir = wrong_keys_are_refused_both_ways("s3://bucket", "s3://bucket/out", "wrong-secret");
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// swift:// meets the S3 paths' refusals: wrong keys end with 14 and a missing
+/// container with 10, each naming the store's code and never the secret.
+#[test]
+fn swift_wrong_keys_and_a_missing_container_fail_with_their_codes() {
+    let profile = "swift://swift.example.com/AUTH_test";
+    let dir = wrong_keys_are_refused_both_ways(
+        profile,
+        &format!("{profile}/bucket/out"),
+        "swift-refused",
+    );
+    let s3 = S3Server::start(KEY, SECRET);
+    write_profile(&dir, profile, &s3.endpoint(), SECRET);
+    let out = run(
+        &dir,
+        &[format!("task:in,{profile}/nocontainer/out,")],
+        &[],
+        &["true"],
+    );
+    assert_eq!(out.status.code(), Some(10), "{}", describe(&out));
+    assert!(
+        describe(&out).contains("NoSuchBucket"),
+        "{}",
+        describe(&out)
+    );
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// Keys with the wrong secret under `profile`: an upload to `url` and a download from it
+/// each end with 14, naming SignatureDoesNotMatch and never the secret. Returns the
+/// test's folder.
+fn wrong_keys_are_refused_both_ways(profile: &str, url: &str, name: &str) -> std::path::PathBuf {
     let s3 = S3Server::start(KEY, SECRET);
     s3.create_bucket("bucket");
-    let dir = temp_dir("wrong-secret");
-    write_credentials(&dir, "bucket", &s3.endpoint(), "not-the-secret");
+    let dir = temp_dir(name);
+    write_profile(&dir, profile, &s3.endpoint(), "not-the-secret");
     write_pattern(&dir.join("output/x.bin"), 1000, 1);
-    let out = run(&dir, &[], &["url:s3://bucket/out,".into()], &["true"]);
+    let out = run(&dir, &[], &[format!("url:{url},")], &["true"]);
     assert_eq!(out.status.code(), Some(14), "{}", describe(&out));
     let text = describe(&out);
     assert!(text.contains("SignatureDoesNotMatch"), "{text}");
@@ -176,9 +218,9 @@ fn wrong_credentials_are_data_unauthorized_and_name_the_url() {
         "the secret leaked: {text}"
     );
 
-    let out = run(&dir, &["url:in,s3://bucket/out,".into()], &[], &["true"]);
+    let out = run(&dir, &[format!("url:in,{url},")], &[], &["true"]);
     assert_eq!(out.status.code(), Some(14), "{}", describe(&out));
-    let _ = fs::remove_dir_all(&dir);
+    dir
 }
 
 #[test]

@@ -65,6 +65,18 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(again.as_ref(), Ok(&parsed));
             (bucket, prefix)
         }
+        StoreUrl::Swift {
+            host,
+            account,
+            container,
+            prefix,
+        } => {
+            assert_eq!(parsed.profile_key(), format!("swift://{host}/{account}"));
+            assert!(!account.is_empty() && !account.contains('/'));
+            let again = parse_store_url(&format!("swift://{host}/{account}/{container}/{prefix}"));
+            assert_eq!(again.as_ref(), Ok(&parsed));
+            (container, prefix)
+        }
     };
     assert!(!bucket.is_empty() && bucket.len() <= 255);
 

@@ -72,7 +72,8 @@ impl CredentialFiles {
         let prefix = match &parsed {
             StoreUrl::S3 { prefix, .. }
             | StoreUrl::Gs { prefix, .. }
-            | StoreUrl::Tos { prefix, .. } => prefix.trim_start_matches('/').to_string(),
+            | StoreUrl::Tos { prefix, .. }
+            | StoreUrl::Swift { prefix, .. } => prefix.trim_start_matches('/').to_string(),
             StoreUrl::File { .. } => String::new(),
         };
         Ok(Store::S3 {

@@ -22,9 +22,14 @@ pub fn temp_dir(name: &str) -> PathBuf {
 
 /// Writes the credential file `sidewire run` reads, for bucket `bucket` at `endpoint`.
 pub fn write_credentials(workdir: &Path, bucket: &str, endpoint: &str, secret: &str) {
+    write_profile(workdir, &format!("s3://{bucket}"), endpoint, secret);
+}
+
+/// As [`write_credentials`], for the profile named `profile` (`swift://host/AUTH_ns`, ...).
+pub fn write_profile(workdir: &Path, profile: &str, endpoint: &str, secret: &str) {
     fs::create_dir_all(workdir).unwrap();
     let yaml = format!(
-        "auth:\n  data:\n    s3://{bucket}:\n      access_key_id: {KEY}\n      access_key: {secret}\n      override_url: {endpoint}\n      region: us-east-1\n      addressing_style: path\n"
+        "auth:\n  data:\n    {profile}:\n      access_key_id: {KEY}\n      access_key: {secret}\n      override_url: {endpoint}\n      region: us-east-1\n      addressing_style: path\n"
     );
     fs::write(workdir.join("credentials.yaml"), yaml).unwrap();
 }

@@ -19,18 +19,28 @@ pub enum StoreUrl {
         bucket: String,
         prefix: String,
     },
+    /// `swift://host/AUTH_ns/container/prefix`: OpenStack Swift through its S3 API; the
+    /// container is the bucket.
+    Swift {
+        host: String,
+        account: String,
+        container: String,
+        prefix: String,
+    },
     /// `file:///abs/path` or `/abs/path`.
     File { path: PathBuf },
 }
 
 impl StoreUrl {
     /// The name credential profiles are stored under: `s3://bucket`,
-    /// `gs://bucket`, `tos://host/bucket`, `file://` (files need none).
+    /// `gs://bucket`, `tos://host/bucket`, `swift://host/AUTH_ns`, `file://` (files
+    /// need none).
     pub fn profile_key(&self) -> String {
         match self {
             StoreUrl::S3 { bucket, .. } => format!("s3://{bucket}"),
             StoreUrl::Gs { bucket, .. } => format!("gs://{bucket}"),
             StoreUrl::Tos { host, bucket, .. } => format!("tos://{host}/{bucket}"),
+            StoreUrl::Swift { host, account, .. } => format!("swift://{host}/{account}"),
             StoreUrl::File { .. } => "file://".to_string(),
         }
     }
@@ -48,7 +58,7 @@ pub enum AddressingStyle {
 /// Why a store URL, endpoint or setting was refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum UrlError {
-    /// A scheme this build does not transfer from (swift, azure, http, ...).
+    /// A scheme this build does not transfer from (azure, http, ...).
     Unsupported {
         scheme: String,
     },
@@ -64,6 +74,10 @@ pub enum UrlError {
         what: String,
     },
     EmptyHost {
+        url: String,
+    },
+    /// A `swift://` URL without its `AUTH_ns` account, or with one that is not a name.
+    BadAccount {
         url: String,
     },
     BadHost {
@@ -105,13 +119,17 @@ impl fmt::Display for UrlError {
             }
             UrlError::NotAUrl { url } => write!(
                 f,
-                "{url:?} is not a store URL (s3://, gs://, tos://, file:// or an absolute path)"
+                "{url:?} is not a store URL (s3://, gs://, tos://, swift://, file:// or an absolute path)"
             ),
             UrlError::EmptyBucket { url } => write!(f, "store URL {url:?} has no bucket"),
             UrlError::BadBucket { bucket, what } => {
                 write!(f, "bucket name {bucket:?} is not valid: {what}")
             }
             UrlError::EmptyHost { url } => write!(f, "store URL {url:?} has no host"),
+            UrlError::BadAccount { url } => write!(
+                f,
+                "swift URL {url:?} must be swift://host/AUTH_account/container/path"
+            ),
             UrlError::BadHost { host } => write!(f, "host {host:?} is not a valid host name"),
             UrlError::BadFileUrl { url } => write!(
                 f,
@@ -164,17 +182,28 @@ pub fn parse_store_url(url: &str) -> Result<StoreUrl, UrlError> {
             Ok(StoreUrl::Gs { bucket, prefix })
         }
         "tos" => {
-            let (host, rest) = rest.split_once('/').unwrap_or((rest, ""));
-            if host.is_empty() {
-                return Err(UrlError::EmptyHost {
+            let (host, rest) = host_and_rest(url, rest)?;
+            let (bucket, prefix) = bucket_and_prefix(url, rest)?;
+            Ok(StoreUrl::Tos {
+                host,
+                bucket,
+                prefix,
+            })
+        }
+        "swift" => {
+            let (host, rest) = host_and_rest(url, rest)?;
+            let (account, rest) = rest.split_once('/').unwrap_or((rest, ""));
+            let name = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.');
+            if account.is_empty() || !account.bytes().all(name) {
+                return Err(UrlError::BadAccount {
                     url: url.to_string(),
                 });
             }
-            check_host(host)?;
-            let (bucket, prefix) = bucket_and_prefix(url, rest)?;
-            Ok(StoreUrl::Tos {
-                host: host.to_ascii_lowercase(),
-                bucket,
+            let (container, prefix) = bucket_and_prefix(url, rest)?;
+            Ok(StoreUrl::Swift {
+                host,
+                account: account.to_string(),
+                container,
                 prefix,
             })
         }
@@ -182,6 +211,19 @@ pub fn parse_store_url(url: &str) -> Result<StoreUrl, UrlError> {
             scheme: scheme.to_string(),
         }),
     }
+}
+
+/// The host of a URL that names one (`tos://host/...`, `swift://host/...`), lower-cased,
+/// and what follows it.
+fn host_and_rest<'a>(url: &str, rest: &'a str) -> Result<(String, &'a str), UrlError> {
+    let (host, rest) = rest.split_once('/').unwrap_or((rest, ""));
+    if host.is_empty() {
+        return Err(UrlError::EmptyHost {
+            url: url.to_string(),
+        });
+    }
+    check_host(host)?;
+    Ok((host.to_ascii_lowercase(), rest))
 }
 
 fn bucket_and_prefix(url: &str, rest: &str) -> Result<(String, String), UrlError> {
@@ -275,7 +317,8 @@ fn set(value: Option<&str>) -> Option<&str> {
 /// `http://127.0.0.1:9000`) replaces the store's default host. Defaults:
 /// s3 is `https://s3.{region}.amazonaws.com` (region `us-east-1` unless
 /// given), gs is `https://storage.googleapis.com` signed for region `auto`,
-/// tos is `https://{host}` and always virtual-host. With
+/// tos is `https://{host}` and always virtual-host, swift is `https://{host}`
+/// (region `us-east-1` unless given) with the container as the bucket. With
 /// [`AddressingStyle::Auto`], virtual-host is used unless the bucket is not
 /// a DNS label (dots, upper case, `_`) or the host is an IP literal or
 /// `localhost`, where it cannot work.
@@ -318,6 +361,14 @@ pub fn resolve_target(
             };
             (bucket, host.clone(), region, AddressingStyle::Virtual)
         }
+        StoreUrl::Swift {
+            host, container, ..
+        } => (
+            container,
+            host.clone(),
+            region.unwrap_or("us-east-1"),
+            style,
+        ),
     };
     let (host, port, tls) = match endpoint.map(str::trim).filter(|e| !e.is_empty()) {
         Some(endpoint) => parse_endpoint(endpoint)?,

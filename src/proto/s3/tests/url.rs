@@ -52,7 +52,6 @@ fn parses_store_urls() {
 #[test]
 fn refuses_unsupported_and_bad_urls_clearly() {
     for (url, scheme) in [
-        ("swift://host/AUTH_ns/c/p", "swift"),
         ("azure://acct/c", "azure"),
         ("http://h/b", "http"),
         ("https://h/b", "https"),
@@ -123,6 +122,67 @@ fn refuses_unsupported_and_bad_urls_clearly() {
 }
 
 #[test]
+fn swift_urls_name_host_account_container_and_path() {
+    assert_eq!(
+        parse_store_url("swift://Swift.Example.com:8080/AUTH_ns/cont/wf/a").unwrap(),
+        StoreUrl::Swift {
+            host: "swift.example.com:8080".into(),
+            account: "AUTH_ns".into(),
+            container: "cont".into(),
+            prefix: "wf/a".into(),
+        }
+    );
+    for bad in ["swift://host", "swift://host/", "swift://host/AUTH ns/c"] {
+        assert_eq!(
+            parse_store_url(bad).unwrap_err(),
+            UrlError::BadAccount { url: bad.into() },
+            "{bad}"
+        );
+    }
+    assert_eq!(
+        parse_store_url("swift://host/AUTH_ns").unwrap_err(),
+        UrlError::EmptyBucket {
+            url: "swift://host/AUTH_ns".into()
+        }
+    );
+    assert!(matches!(
+        parse_store_url("swift:///AUTH_ns/c").unwrap_err(),
+        UrlError::EmptyHost { .. }
+    ));
+    // The endpoint is https://host unless the profile overrides it; the container is
+    // the bucket; the region is the profile's, else the default.
+    let swift = parse_store_url("swift://swift.example.com/AUTH_ns/cont/x").unwrap();
+    let t = resolve_target(&swift, None, None, AddressingStyle::Path).unwrap();
+    assert_eq!(
+        (
+            t.host.as_str(),
+            t.port,
+            t.tls,
+            t.bucket.as_str(),
+            t.region.as_str()
+        ),
+        ("swift.example.com", 443, true, "cont", "us-east-1")
+    );
+    let t = resolve_target(
+        &swift,
+        Some("http://127.0.0.1:9000"),
+        Some("RegionOne"),
+        AddressingStyle::Auto,
+    )
+    .unwrap();
+    assert_eq!(
+        (
+            t.host.as_str(),
+            t.port,
+            t.tls,
+            t.region.as_str(),
+            t.addressing
+        ),
+        ("127.0.0.1", 9000, false, "RegionOne", Addressing::Path)
+    );
+}
+
+#[test]
 fn profile_keys() {
     let key = |url: &str| parse_store_url(url).unwrap().profile_key();
     assert_eq!(key("s3://bucket/a/b"), "s3://bucket");
@@ -130,6 +190,10 @@ fn profile_keys() {
     assert_eq!(
         key("tos://tos-cn-beijing.volces.com/tb/x"),
         "tos://tos-cn-beijing.volces.com/tb"
+    );
+    assert_eq!(
+        key("swift://swift.example.com/AUTH_ns/cont/x"),
+        "swift://swift.example.com/AUTH_ns"
     );
 }
 
