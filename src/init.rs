@@ -76,13 +76,24 @@ fn init(args: &InitArgs, source: &Path, binaries: &Path) -> io::Result<()> {
     }
     make_dir(&args.run_location.join("workspace"))?;
     if args.enable_rsync {
-        copy_with_mode(
-            &source.join("rsync"),
-            &args.user_bin_location.join("rsync"),
-            0o755,
-        )?;
+        let rsync = rsync_binary(source)?;
+        copy_with_mode(&rsync, &args.user_bin_location.join("rsync"), 0o755)?;
     }
     Ok(())
+}
+
+/// The rsync to install: the image's own (`{source}/rsync`, as OSMO's init image has),
+/// else the first executable `rsync` on `PATH`.
+fn rsync_binary(source: &Path) -> io::Result<PathBuf> {
+    crate::agent::session::rsyncd::find_rsync(source).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::NotFound,
+            format!(
+                "--enable_rsync: no rsync binary at {} or on PATH",
+                source.join("rsync").display()
+            ),
+        )
+    })
 }
 
 fn with_path(e: io::Error, path: &Path) -> io::Error {

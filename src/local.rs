@@ -3,6 +3,7 @@
 //! agent is this same binary started as a child, so the command runs exactly as it would
 //! in a pod. The run exits with the command's exit code.
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -93,6 +94,7 @@ fn prepare(args: &RunArgs) -> Result<(Setup, String), String> {
             new_task: true,
             data_timeout: Duration::from_secs(600),
             concurrency: crate::data::engine::Settings::default_concurrency(),
+            live_progress: std::io::stdout().is_terminal(),
             upload_while_running: args.upload_while_running,
             retry_id: "0".into(),
             group_name: String::new(),
@@ -111,6 +113,17 @@ fn prepare(args: &RunArgs) -> Result<(Setup, String), String> {
         unix_timeout: Duration::from_secs(60),
         agent_child: Some(child),
         termination_log: false,
+        // No service sends actions in a local run.
+        sessions: crate::ctrl::session::SessionConfig {
+            workflow: String::new(),
+            retry_id: "0".into(),
+            group_name: String::new(),
+            task_name: args.name.clone(),
+            max_sessions: 0,
+            exec_timeout: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(60),
+            udp_idle_timeout: Duration::from_secs(60),
+        },
         drain_timeout: args.drain_timeout,
     };
     Ok((setup, args.name.clone()))

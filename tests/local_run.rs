@@ -200,13 +200,6 @@ fn init_prepares_empty_volumes_and_leaves_used_ones_alone() {
     std::fs::remove_dir_all(&binaries).unwrap();
     assert_eq!(init(&[]).status.code(), Some(0));
     assert!(!binaries.exists());
-
-    // rsync asked for but missing from the source: a clear error, exit 1.
-    std::fs::remove_dir_all(&data).unwrap();
-    std::fs::create_dir_all(&data).unwrap();
-    let out = init(&["--enable_rsync"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("rsync"));
 }
 
 #[test]
@@ -342,5 +335,52 @@ fn a_run_returns_with_nothing_the_command_started_left_running() {
         Vec::<String>::new(),
         "a `sleep` of the command outlived the run"
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// On a terminal, `run` shows a transfer as one status line redrawn in place and leaves
+/// its summary; on a pipe (every other test here) the usual log lines stay.
+#[test]
+fn on_a_terminal_a_transfer_shows_a_live_status_line_and_leaves_a_summary() {
+    use std::io::Read;
+    let dir = temp_dir("live-status");
+    support::write_pattern(&dir.join("output/big.bin"), 64 * support::MIB, 3);
+    let pty = sidewire::sys::pty::open_pair().unwrap();
+    sidewire::sys::pty::set_size(&pty.master, 24, 200).unwrap();
+    let mut child = sidewire()
+        .arg("run")
+        .arg(format!("-workdir={}", dir.display()))
+        .args(["-output=results", "--", "true"])
+        .stdout(std::process::Stdio::from(pty.slave))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // The slave went to the child; reading the master ends (EIO) once it exits.
+    let mut screen = Vec::new();
+    let _ = std::fs::File::from(pty.master).read_to_end(&mut screen);
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    let screen = String::from_utf8_lossy(&screen);
+    let store = format!("file://{}/store/results", dir.display());
+    let live = screen
+        .split("\r\x1b[K")
+        .filter(|s| s.starts_with(&format!("Uploading {store}: ")) && s.contains(" files, "))
+        .filter(|s| s.contains(", ETA "))
+        .count();
+    assert!(live >= 1, "no live line: {screen:?}");
+    let summary = format!("\r\x1b[KUploading {store}: 1 files, 64.0 MiB in ");
+    let after = screen
+        .split_once(&summary)
+        .unwrap_or_else(|| panic!("no summary: {screen:?}"))
+        .1;
+    assert!(
+        after.split("\r\n").next().unwrap().ends_with("/s)"),
+        "{after:?}"
+    );
+    // The status line takes the place of the progress log lines.
+    assert!(
+        !screen.contains(&format!("UPLOAD: Uploading {store}: ")),
+        "{screen:?}"
+    );
+    assert!(screen.contains("All Outputs Uploaded"), "{screen:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }

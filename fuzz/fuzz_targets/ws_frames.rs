@@ -1,8 +1,8 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use sidewire::proto::ws::{
-    apply_mask, encode_close, encode_frame, is_valid_close_code, Decoder, Event, OpCode, Violation,
-    MAX_CONTROL_PAYLOAD,
+    apply_mask, encode_close, encode_frame, is_valid_close_code, Decoder, Event, Head, OpCode,
+    Violation, MAX_CONTROL_PAYLOAD,
 };
 
 /// Everything a decoder said about a stream: its events in order, then how it ended.
@@ -12,22 +12,32 @@ struct Transcript {
     end: Result<(), Violation>,
 }
 
-/// Feeds `stream` to a fresh decoder in reads of the sizes in `sizes` (cycled; an empty
-/// list means one read), the way a caller with a receive buffer would.
-fn decode(max_message: usize, stream: &[u8], sizes: &[u8]) -> Transcript {
-    let mut dec = Decoder::new(max_message);
-    let mut pending = Vec::new();
-    let mut events = Vec::new();
+/// `stream` cut into reads of the sizes in `sizes` (cycled, each byte plus one; an empty
+/// list means one read), the way a caller with a receive buffer gets it.
+fn reads<'a>(stream: &'a [u8], sizes: &'a [u8]) -> impl Iterator<Item = &'a [u8]> {
     let mut fed = 0;
     let mut round = 0;
-    while fed < stream.len() {
+    std::iter::from_fn(move || {
+        if fed >= stream.len() {
+            return None;
+        }
         let size = sizes
             .get(round % sizes.len().max(1))
             .map_or(stream.len(), |&s| usize::from(s) + 1);
         round += 1;
-        let end = stream.len().min(fed + size);
-        pending.extend_from_slice(&stream[fed..end]);
-        fed = end;
+        let start = fed;
+        fed = stream.len().min(fed + size);
+        Some(&stream[start..fed])
+    })
+}
+
+/// Feeds `stream` to a fresh decoder in [`reads`].
+fn decode(max_message: usize, stream: &[u8], sizes: &[u8]) -> Transcript {
+    let mut dec = Decoder::new(max_message);
+    let mut pending = Vec::new();
+    let mut events = Vec::new();
+    for read in reads(stream, sizes) {
+        pending.extend_from_slice(read);
         loop {
             match dec.decode(&pending) {
                 Ok((n, event)) => {
@@ -46,6 +56,65 @@ fn decode(max_message: usize, stream: &[u8], sizes: &[u8]) -> Transcript {
                     assert!(!violation.to_string().is_empty());
                     assert_eq!(dec.decode(&pending), Err(violation), "poisoned");
                     assert_eq!(dec.decode(&[]), Err(violation), "poisoned");
+                    return Transcript {
+                        events,
+                        end: Err(violation),
+                    };
+                }
+            }
+        }
+    }
+    Transcript {
+        events,
+        end: Ok(()),
+    }
+}
+
+/// Like [`decode`] with no size limit, but through `decode_head`, moving each binary
+/// frame's payload by hand the way a caller that splices it would, and assembling the
+/// messages again: the transcript must match the whole decoder's.
+fn decode_heads(stream: &[u8], sizes: &[u8]) -> Transcript {
+    let mut dec = Decoder::new(usize::MAX);
+    let mut pending = Vec::new();
+    let mut events = Vec::new();
+    let mut message = Vec::new();
+    // Payload bytes of the current binary frame still to move, and whether it ends the message.
+    let mut left = 0usize;
+    let mut fin = false;
+    for read in reads(stream, sizes) {
+        pending.extend_from_slice(read);
+        loop {
+            if left > 0 {
+                let n = left.min(pending.len());
+                message.extend(pending.drain(..n));
+                left -= n;
+                if left > 0 {
+                    break;
+                }
+                if fin {
+                    events.push(Event::Binary(std::mem::take(&mut message)));
+                    fin = false;
+                }
+            }
+            match dec.decode_head(&pending) {
+                Ok((n, head)) => {
+                    pending.drain(..n);
+                    match head {
+                        None => break,
+                        Some(Head::Event(event)) => events.push(event),
+                        Some(Head::Data { len, fin: last }) => {
+                            // The stream is in memory, so a length past it cannot be moved.
+                            left = usize::try_from(len).unwrap_or(usize::MAX);
+                            fin = last;
+                            if left == 0 && fin {
+                                events.push(Event::Binary(std::mem::take(&mut message)));
+                                fin = false;
+                            }
+                        }
+                    }
+                }
+                Err(violation) => {
+                    assert_eq!(dec.decode_head(&[]), Err(violation), "poisoned");
                     return Transcript {
                         events,
                         end: Err(violation),
@@ -112,6 +181,11 @@ fuzz_target!(|data: &[u8]| {
     let whole = decode(max_message, stream, &[]);
     let pieces = decode(max_message, stream, sizes);
     assert_eq!(whole, pieces, "outcome depends on how the stream was read");
+    assert_eq!(
+        decode_heads(stream, sizes),
+        decode(usize::MAX, stream, sizes),
+        "head-only decoding differs from whole decoding"
+    );
     let mask = [limit, 0x5a, limit.wrapping_mul(7), 0xa5];
     for event in &whole.events {
         round_trip(event, mask);

@@ -231,6 +231,8 @@ impl Checkpoints {
         while let Some(report) = self.plane.as_ref().and_then(DataPlane::try_report) {
             match report {
                 Report::Log(_, text) | Report::Skipped(_, text) => log(text),
+                // Checkpoints log progress lines; they never ask for a live status.
+                Report::Status(_) => {}
                 Report::Finished(outcome) => {
                     if let Some(spec) = self.schedule.running().map(|i| &self.specs[i]) {
                         let what = format!("Checkpointing data from {} to {}", spec.path, spec.url);
@@ -274,6 +276,7 @@ impl Checkpoints {
                 journal: self.journal.clone(),
                 concurrency: Settings::default_concurrency(),
                 data_timeout: Duration::from_secs(600),
+                live_progress: false,
             };
             self.plane = Some(DataPlane::start(settings, self.waker.clone())?);
         }

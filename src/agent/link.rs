@@ -5,7 +5,7 @@ use std::io::{self, Read, Write};
 use std::time::Instant;
 
 use super::{Agent, Phase, CTRL_BUDGET, CTRL_STALL};
-use crate::proto::ipc::{Message, MsgType, FEATURE_ACK};
+use crate::proto::ipc::{Message, MsgType, FEATURE_ACK, FEATURE_DIAL, FEATURE_FDPASS};
 
 impl Agent {
     fn on_ctrl_message(&mut self, m: Message) {
@@ -27,16 +27,32 @@ impl Agent {
             // Nothing runs: the stop is already complete (never leave ctrl waiting).
             (MsgType::UserStop, _) => self.send(&Message::new(MsgType::UserStopFinished)),
             (MsgType::UserStart, Phase::WaitingStart) => self.start(),
-            (MsgType::UserExecStart, _) => {
-                let mut m = Message::new(MsgType::MessageErr);
-                m.message_err = "exec sessions are not supported by this agent yet".into();
-                self.send(&m);
+            (MsgType::UserExecStart, _) if m.session != 0 && self.fdpass => {
+                self.sessions.exec_passed(m.session, &m.command)
             }
+            (MsgType::UserExecStart, _) if m.session != 0 => self.sessions.fail(
+                m.session,
+                "exec session: fdpass was not negotiated on this connection".into(),
+            ),
+            (MsgType::UserExecStart, _) => self.sessions.exec_relayed(&m.command, Instant::now()),
+            (MsgType::Dial, _) if m.session == 0 => {
+                crate::note_error!("osmo_exec: ignoring a SidewireDial without a session")
+            }
+            (MsgType::Dial, _) if self.dial => {
+                self.sessions.dial(m.session, m.task_port, Instant::now())
+            }
+            (MsgType::Dial, _) => self.sessions.fail(
+                m.session,
+                "dial was not negotiated on this connection".into(),
+            ),
             (MsgType::Hello, _) => {
-                let acks = m
-                    .hello
-                    .is_some_and(|h| h.features.iter().any(|f| f == FEATURE_ACK));
-                if acks {
+                let has = |name: &str| {
+                    m.hello
+                        .as_ref()
+                        .is_some_and(|h| h.features.iter().any(|f| f == name))
+                };
+                (self.fdpass, self.dial) = (has(FEATURE_FDPASS), has(FEATURE_DIAL));
+                if has(FEATURE_ACK) {
                     self.acks = true;
                     self.outbox.set_retain(true);
                 }
@@ -102,10 +118,24 @@ impl Agent {
         };
         let mut written = 0;
         loop {
-            let data = if self.greeting.is_empty() {
-                self.outbox.unwritten()
-            } else {
+            // Session lines (with their descriptors) go between two outbox messages,
+            // ahead of the rest of the outbox.
+            let rest = self.outbox.rest_of_message();
+            if self.greeting.is_empty() && rest == 0 && self.sessions.has_lines() {
+                match self.sessions.write_lines(&*conn) {
+                    Ok(n) => written += n,
+                    Err(e) => return Err(format!("writing to ctrl: {e}")),
+                }
+                if self.sessions.has_lines() {
+                    break;
+                }
+            }
+            let data = if !self.greeting.is_empty() {
                 &self.greeting
+            } else if rest > 0 && self.sessions.has_lines() {
+                &self.outbox.unwritten()[..rest]
+            } else {
+                self.outbox.unwritten()
             };
             if data.is_empty() {
                 break;

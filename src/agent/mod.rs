@@ -23,8 +23,9 @@ pub mod outbox;
 pub mod passthrough;
 mod reaper;
 mod resume;
+pub mod session;
 
-use std::io::{self, Write};
+use std::io;
 use std::os::unix::net::UnixStream as StdUnixStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -39,12 +40,15 @@ use crate::sys::signals::{self, Signals};
 use command::{make_readable, Running, Stream};
 use outbox::Outbox;
 use passthrough::Passthrough;
+use session::rsyncd::Rsyncd;
 
 const SIGNALS: Token = Token(0);
 const CTRL: Token = Token(1);
 const PIPES: [Token; 2] = [Token(2), Token(3)];
 /// The checkpoints' data plane has reports.
 const CHECKPOINTS: Token = Token(4);
+/// Every source of an exec session or agent-side dial.
+const SESSIONS: Token = Token(5);
 
 /// Bytes of messages held for ctrl before reading pauses (or, with ctrl stalled, lines are dropped).
 const CTRL_BUDGET: usize = 4 << 20;
@@ -96,7 +100,7 @@ enum Phase {
 /// Runs the agent; returns the user command's exit code.
 pub fn main(args: ExecArgs) -> i32 {
     let argv = args.argv();
-    prepare_shell_files(&args);
+    session::prepare_shell_files(&args);
     reaper::become_subreaper();
     let stream = match dial(&args.socket_path, args.unix_timeout) {
         Ok(s) => s,
@@ -115,6 +119,10 @@ pub fn main(args: ExecArgs) -> i32 {
                 1
             });
             agent.kill_leftovers();
+            if let Some(rsyncd) = agent.rsyncd.as_mut() {
+                rsyncd.stop();
+            }
+            agent.sessions.end_all();
             if let Some(streams) = agent.passthrough.as_mut() {
                 passthrough::finish(streams);
             }
@@ -144,30 +152,6 @@ fn dial(path: &Path, timeout: Duration) -> io::Result<StdUnixStream> {
     }
 }
 
-/// Creates the shell history file and sources the CLI completion script from ~/.bashrc,
-/// as exec sessions expect. Failures only matter to those sessions, so they are ignored.
-fn prepare_shell_files(args: &ExecArgs) {
-    let _ = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&args.history_file_path);
-    let script = &args.cli_auto_complete_script_path;
-    if let (true, Some(home)) = (script.is_file(), std::env::var_os("HOME")) {
-        let bashrc = Path::new(&home).join(".bashrc");
-        let line = format!("source {}\n", script.display());
-        let present = std::fs::read_to_string(&bashrc).is_ok_and(|s| s.contains(line.trim_end()));
-        if !present {
-            if let Ok(mut f) = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&bashrc)
-            {
-                let _ = f.write_all(line.as_bytes());
-            }
-        }
-    }
-}
-
 struct Agent {
     args: ExecArgs,
     argv: Vec<String>,
@@ -182,6 +166,11 @@ struct Agent {
     /// ctrl answered our greeting with the ack feature: messages are kept until acknowledged
     /// and a lost connection is re-dialled.
     acks: bool,
+    /// ctrl answered our greeting with `fdpass` / `dial`: exec ptys and dialled sockets
+    /// are passed to it (PROTOCOL §5 "Sessions").
+    fdpass: bool,
+    dial: bool,
+    sessions: session::Sessions,
     /// ctrl went away at this time and is being re-dialled.
     away: Option<Instant>,
     redial_pause: Duration,
@@ -207,6 +196,8 @@ struct Agent {
     held_report: Option<Message>,
     read_buf: Vec<u8>,
     exit: Option<i32>,
+    /// The rsync daemon, with `-enableRsync`.
+    rsyncd: Option<Rsyncd>,
 }
 
 impl Agent {
@@ -225,6 +216,15 @@ impl Agent {
         let checkpoints = checkpoint::Checkpoints::from_args(&args, || {
             mio::Waker::new(poll.registry(), CHECKPOINTS)
         })?;
+        let rsyncd = args
+            .enable_rsync
+            .then(|| Rsyncd::start(&args, Instant::now()));
+        let setup = session::ShellSetup {
+            user_bin_path: args.user_bin_path.clone(),
+            history_file: args.history_file_path.clone(),
+            socket_path: args.socket_path.clone(),
+        };
+        let sessions = session::Sessions::new(setup, poll.registry().try_clone()?, SESSIONS);
         let mut agent = Agent {
             args,
             argv,
@@ -236,6 +236,9 @@ impl Agent {
             greeting: Vec::new(),
             outbox: Outbox::default(),
             acks: false,
+            fdpass: false,
+            dial: false,
+            sessions,
             away: None,
             redial_pause: Duration::ZERO,
             final_report: None,
@@ -252,6 +255,7 @@ impl Agent {
             held_report: None,
             read_buf: vec![0; 64 << 10],
             exit: None,
+            rsyncd,
         };
         agent.greet();
         Ok((poll, agent))
@@ -395,6 +399,17 @@ impl Agent {
         self.finish_command(report, code);
     }
 
+    /// Restarts the rsync daemon when due and passes its lines to ctrl.
+    fn service_rsyncd(&mut self, now: Instant) {
+        let Some(rsyncd) = self.rsyncd.as_mut() else {
+            return;
+        };
+        rsyncd.on_tick(now);
+        for message in rsyncd.take_messages() {
+            self.send(&message);
+        }
+    }
+
     fn on_signals(&mut self) {
         for sig in self.signals.pending() {
             if sig == signals::SIGCHLD {
@@ -448,6 +463,8 @@ impl Handler for Agent {
         // Write first so a full outbox drains before the pipes are read.
         self.service_ctrl();
         self.reap_children(now);
+        self.service_rsyncd(now);
+        self.sessions.service(now);
         self.read_output(now);
         self.check_finished(now);
         self.service_checkpoints(now);
@@ -469,7 +486,9 @@ impl Handler for Agent {
             return Some(Instant::now());
         }
         let checkpoints = self.checkpoints.as_ref().and_then(|c| c.next_deadline());
-        [self.timers.next_deadline(), checkpoints]
+        let rsyncd = self.rsyncd.as_ref().and_then(Rsyncd::next_deadline);
+        let sessions = self.sessions.next_deadline();
+        [self.timers.next_deadline(), checkpoints, rsyncd, sessions]
             .into_iter()
             .flatten()
             .min()

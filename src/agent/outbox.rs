@@ -67,6 +67,18 @@ impl Outbox {
         &self.buf[self.written..]
     }
 
+    /// Bytes left of a message partly written to the current connection (0 when the
+    /// next unwritten byte starts a message).
+    pub fn rest_of_message(&self) -> usize {
+        if self.written <= self.head {
+            return 0;
+        }
+        match self.ends.binary_search(&self.written) {
+            Ok(_) => 0,
+            Err(i) => self.ends.get(i).map_or(0, |end| end - self.written),
+        }
+    }
+
     /// `n` bytes of [`unwritten`](Self::unwritten) went out.
     pub fn wrote(&mut self, n: usize) {
         self.written = (self.written + n).min(self.buf.len());

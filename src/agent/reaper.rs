@@ -32,6 +32,16 @@ impl Agent {
         loop {
             match reap_any() {
                 Ok(Some((pid, code))) => {
+                    // A session's shell is never the command, whatever the timing.
+                    if self.sessions.reaped(pid, code) {
+                        continue;
+                    }
+                    // The rsync daemon is the agent's child too, never the command.
+                    if let Some(rsyncd) = self.rsyncd.as_mut() {
+                        if rsyncd.reaped(pid, code, now) {
+                            continue;
+                        }
+                    }
                     if let Some(running) = self.running.as_mut().filter(|r| r.pid() == pid) {
                         running.exited_with(code);
                         self.end_group(pid, now);

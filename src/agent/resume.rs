@@ -8,7 +8,9 @@ use mio::net::UnixStream;
 use mio::Interest;
 
 use super::{Agent, Phase, Timer, CTRL, EXIT_GRACE, MAX_CTRL_LINE};
-use crate::proto::ipc::{AgentState, Hello, LineSplitter, Message, MsgType, FEATURE_ACK};
+use crate::proto::ipc::{
+    AgentState, Hello, LineSplitter, Message, MsgType, FEATURE_ACK, FEATURE_DIAL, FEATURE_FDPASS,
+};
 
 /// The first pause before dialling a ctrl that went away.
 const REDIAL_FIRST_PAUSE: Duration = Duration::from_millis(10);
@@ -27,12 +29,19 @@ impl Agent {
             }
             Phase::Exiting { code } => AgentState::Finished { code },
         };
+        let (rsync_read_limit, rsync_write_limit) = super::session::rsyncd::limits(&self.args);
         let mut hello = Message::new(MsgType::Hello);
         hello.hello = Some(Hello {
             version: 1,
-            features: vec![FEATURE_ACK.into()],
+            features: vec![
+                FEATURE_ACK.into(),
+                FEATURE_FDPASS.into(),
+                FEATURE_DIAL.into(),
+            ],
             state,
             seq: self.outbox.first_seq(),
+            rsync_read_limit,
+            rsync_write_limit,
         });
         self.greeting.clear();
         hello.encode(&mut self.greeting);
@@ -43,6 +52,9 @@ impl Agent {
             let _ = self.poll_registry.deregister(&mut conn);
         }
         self.greeting.clear();
+        // A later ctrl negotiates afresh; what was queued for this one is dropped.
+        (self.fdpass, self.dial) = (false, false);
+        self.sessions.ctrl_lost();
         let delivered = matches!(self.phase, Phase::Exiting { .. }) && self.outbox.is_empty();
         if self.acks && !delivered {
             crate::note!("osmo_exec: {why}; the command keeps running, re-dialling ctrl");

@@ -43,6 +43,9 @@ pub struct CtrlArgs {
     pub timeout: Duration,
     pub unix_timeout: Duration,
     pub exec_timeout: Duration,
+    pub max_sessions: usize,
+    pub session_idle_timeout: Duration,
+    pub udp_idle_timeout: Duration,
     pub data_timeout: Duration,
     /// At least 1 ms.
     pub logs_period: Duration,
@@ -108,6 +111,9 @@ impl CtrlArgs {
         FlagDef::new("dataConcurrency", FlagKind::Int, "0", "Requests in flight per transfer; 0 = 4 per CPU_COUNT."),
         FlagDef::new("uploadWhileRunning", FlagKind::Int, "0", "Seconds an output file must be unchanged to upload it while the command runs; 0 = off (needs the journal)."),
         FlagDef::new("drainTimeout", FlagKind::Int, DRAIN_TIMEOUT_DEFAULT, DRAIN_TIMEOUT_HELP),
+        FlagDef::new("maxSessions", FlagKind::Int, "256", "Exec shells, forwarded connections and control links open at once; past it new ones are refused with a close reason."),
+        FlagDef::new("sessionIdleTimeout", FlagKind::Int, "120", "Minutes without a byte either way after which a session is closed."),
+        FlagDef::new("udpIdleTimeout", FlagKind::Int, "60", "Seconds after which a UDP port-forward closes the socket of a remote address that sent nothing."),
     ];
 
     /// Parses the sidecar's arguments (without the program name). Arguments
@@ -150,6 +156,9 @@ impl CtrlArgs {
             data_concurrency: usize::try_from(p.int("dataConcurrency")).unwrap_or(0),
             upload_while_running: goflag::seconds(p.int("uploadWhileRunning")),
             drain_timeout: goflag::seconds(p.int("drainTimeout")),
+            max_sessions: goflag::count_at_least_one(p.int("maxSessions")),
+            session_idle_timeout: goflag::minutes(p.int("sessionIdleTimeout").max(1)),
+            udp_idle_timeout: goflag::seconds(p.int("udpIdleTimeout").max(1)),
         })
     }
 
@@ -212,7 +221,7 @@ fn with_slash(path: &str) -> String {
 
 /// Percent-encodes everything but RFC 3986's unreserved characters, so a
 /// value is one path segment or one query value whatever it contains.
-fn percent_encode(s: &str) -> String {
+pub(crate) fn percent_encode(s: &str) -> String {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {

@@ -27,6 +27,8 @@ pub struct ExecArgs {
     pub rsync_write_limit: i64,
     /// `name:path:writable,...` extra rsync modules.
     pub rsync_path_allow_list: String,
+    /// sidewire's own: the rsync daemon's port on 127.0.0.1 (upstream's is fixed, 16000).
+    pub rsync_port: u16,
     pub cli_auto_complete_script_path: PathBuf,
     /// sidewire's own: the credential file checkpoints upload with (empty: see
     /// [`crate::agent::checkpoint::user_config_path`]).
@@ -52,6 +54,7 @@ impl ExecArgs {
         FlagDef::new("rsyncReadLimit", FlagKind::Int, "0", "rsync read limit in bytes per second (0 = none)."),
         FlagDef::new("rsyncWriteLimit", FlagKind::Int, "0", "rsync write limit in bytes per second (0 = none)."),
         FlagDef::new("rsyncPathAllowList", FlagKind::Str, "", "Extra rsync modules as name:path:writable,..."),
+        FlagDef::new("rsyncPort", FlagKind::Int, "16000", "Port of the rsync daemon on 127.0.0.1."),
         FlagDef::new("cliAutoCompleteScriptPath", FlagKind::Str, "/osmo/usr/bin/osmo_cli/osmo/autocomplete.bash", "Completion script sourced by exec shells, if present."),
         FlagDef::new("userConfig", FlagKind::Str, "", "Credentials for checkpoints (default $OSMO_CONFIG_FILE_DIR/config.yaml, else /osmo/user_config.yaml)."),
         FlagDef::new("checkpointJournal", FlagKind::Str, "", "Checkpoints' journal (default next to -socketPath; none = no journal)."),
@@ -82,6 +85,7 @@ impl ExecArgs {
             rsync_read_limit: p.int("rsyncReadLimit"),
             rsync_write_limit: p.int("rsyncWriteLimit"),
             rsync_path_allow_list: p.str("rsyncPathAllowList").to_owned(),
+            rsync_port: port(p.int("rsyncPort"))?,
             cli_auto_complete_script_path: p.str("cliAutoCompleteScriptPath").into(),
             user_config: p.str("userConfig").into(),
             checkpoint_journal: p.str("checkpointJournal").to_owned(),
@@ -92,4 +96,16 @@ impl ExecArgs {
     pub fn argv(&self) -> Vec<String> {
         self.commands.iter().chain(&self.args).cloned().collect()
     }
+}
+
+/// A TCP port to listen on: 1 to 65535.
+fn port(value: i64) -> Result<u16, FlagError> {
+    u16::try_from(value)
+        .ok()
+        .filter(|&p| p != 0)
+        .ok_or_else(|| FlagError::BadValue {
+            flag: "-rsyncPort".to_owned(),
+            value: value.to_string(),
+            why: "a port is 1 to 65535".to_owned(),
+        })
 }

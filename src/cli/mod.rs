@@ -36,6 +36,10 @@ enum Role {
 
 /// Picks the role and runs it; returns the process exit code.
 pub fn dispatch(argv: Vec<String>) -> i32 {
+    // The agent starting an exec session's command on a pty (never typed by a user).
+    if argv.get(1).map(String::as_str) == Some(crate::agent::session::pty::PTY_CHILD_ARG) {
+        return crate::agent::session::pty::child_main(&argv[2..]);
+    }
     let program = argv
         .first()
         .map(|p| p.rsplit('/').next().unwrap_or(p).to_string())

@@ -3,8 +3,16 @@
 //! write ours. The caller says how many messages it has room for; past that, bytes stay
 //! in the socket and the agent feels the backpressure (it pauses the command only while
 //! ctrl keeps taking bytes, see `crate::agent`).
+//!
+//! Descriptors the agent passes (a session's pty or socket, PROTOCOL §5's extension)
+//! arrive with the bytes of the line that announces them (`SidewireFds`); they wait in
+//! a bounded queue until that line is split off. Connections after the control
+//! connection are exec sessions of an agent that relays bytes itself; they are handed
+//! to the caller as they come.
 
-use std::io::{self, Read, Write};
+use std::collections::VecDeque;
+use std::io::{self, Write};
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
@@ -12,6 +20,7 @@ use mio::net::{UnixListener, UnixStream};
 use mio::{Interest, Registry, Token};
 
 use crate::proto::ipc::{LineSplitter, Message};
+use crate::reactor::ReadBuf;
 
 /// The longest message line accepted from the agent (32 KiB of text, JSON-escaped).
 const MAX_LINE: usize = 1 << 20;
@@ -19,15 +28,25 @@ const MAX_LINE: usize = 1 << 20;
 const READ_BUDGET: usize = 4 << 20;
 /// Bytes read per call.
 const READ_CHUNK: usize = 256 << 10;
+/// Passed descriptors held for lines not split off yet; past it the agent is refused.
+const MAX_QUEUED_FDS: usize = 128;
 
 pub struct AgentLink {
     path: PathBuf,
     listener: UnixListener,
     conn: Option<UnixStream>,
+    listener_token: Token,
     conn_token: Token,
+    /// A connection may wait to be accepted, or bytes to be read: set by readiness
+    /// events ([`AgentLink::on_event`]) and cleared when the call would block, so a turn
+    /// that another source started costs no syscall here.
+    acceptable: bool,
+    readable: bool,
     lines: LineSplitter,
     /// Bytes read from the socket and not yet split into messages.
-    pending: Vec<u8>,
+    pending: ReadBuf,
+    /// Descriptors that came with `pending`'s bytes, oldest first.
+    fds: VecDeque<OwnedFd>,
     wbuf: Vec<u8>,
     /// Bytes read per `advance` ([`READ_BUDGET`]; smaller in tests).
     read_budget: usize,
@@ -46,6 +65,10 @@ pub struct AgentInput {
     pub lost: Option<String>,
     /// Lines that were not valid messages, described.
     pub garbled: Vec<String>,
+    /// Descriptors passed with messages, by the message's session, in message order.
+    pub passed: Vec<(u64, OwnedFd)>,
+    /// Connections after the control connection (an agent's exec relays), not registered.
+    pub extra: Vec<UnixStream>,
 }
 
 impl AgentLink {
@@ -70,9 +93,13 @@ impl AgentLink {
             path,
             listener,
             conn: None,
+            listener_token,
             conn_token,
+            acceptable: true,
+            readable: false,
             lines: LineSplitter::new(MAX_LINE),
-            pending: Vec::new(),
+            pending: ReadBuf::new(),
+            fds: VecDeque::new(),
             wbuf: Vec::new(),
             read_budget: READ_BUDGET,
             more: false,
@@ -133,8 +160,17 @@ impl AgentLink {
         }
     }
 
+    /// A readiness event for the listener's or the connection's token.
+    pub fn on_event(&mut self, token: Token) {
+        if token == self.listener_token {
+            self.acceptable = true;
+        } else if token == self.conn_token {
+            self.readable = true;
+        }
+    }
+
     fn accept(&mut self, registry: &Registry, input: &mut AgentInput) {
-        loop {
+        while self.acceptable {
             match self.listener.accept() {
                 Ok((mut conn, _)) if self.conn.is_none() => {
                     if registry
@@ -146,17 +182,14 @@ impl AgentLink {
                         .is_ok()
                     {
                         self.conn = Some(conn);
+                        self.readable = true;
                         self.ever_connected = true;
                         self.lines = LineSplitter::new(MAX_LINE);
                         input.connected = true;
                     }
                 }
-                // Further connections are exec sessions (a later feature): refuse them clearly.
-                Ok((conn, _)) => {
-                    crate::note_error!("ctrl: refusing an extra agent connection (exec sessions are not supported yet)");
-                    drop(conn);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Ok((conn, _)) => input.extra.push(conn),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.acceptable = false,
                 Err(e) => {
                     crate::note_error!("ctrl: accept on {}: {e}", self.path.display());
                     return;
@@ -177,27 +210,35 @@ impl AgentLink {
                 self.more = true;
                 return Ok(());
             }
-            let Some(conn) = self.conn.as_mut() else {
+            let Some(conn) = self.conn.as_mut().filter(|_| self.readable) else {
                 return Ok(());
             };
-            self.pending.resize(budget.min(READ_CHUNK), 0);
-            match conn.read(&mut self.pending) {
+            let mut fds = Vec::new();
+            let got = self.pending.read_with(budget.min(READ_CHUNK), |room| {
+                crate::sys::scm::recv_with_fds(&*conn, room, &mut fds)
+            });
+            self.fds.extend(fds);
+            if self.fds.len() > MAX_QUEUED_FDS {
+                self.pending.clear();
+                self.fds.clear();
+                return Err(format!(
+                    "the agent passed more than {MAX_QUEUED_FDS} descriptors no message claimed"
+                ));
+            }
+            match got {
                 Ok(0) => {
                     self.pending.clear();
                     return Err("the agent closed the connection".into());
                 }
-                Ok(n) => {
-                    self.pending.truncate(n);
-                    budget = budget.saturating_sub(n);
-                }
-                Err(e) => {
-                    self.pending.clear();
-                    match e.kind() {
-                        io::ErrorKind::WouldBlock => return Ok(()),
-                        io::ErrorKind::Interrupted => {}
-                        _ => return Err(format!("reading the agent: {e}")),
+                Ok(n) => budget = budget.saturating_sub(n),
+                Err(e) => match e.kind() {
+                    io::ErrorKind::WouldBlock => {
+                        self.readable = false;
+                        return Ok(());
                     }
-                }
+                    io::ErrorKind::Interrupted => {}
+                    _ => return Err(format!("reading the agent: {e}")),
+                },
             }
         }
     }
@@ -206,16 +247,36 @@ impl AgentLink {
     fn split_pending(&mut self, input: &mut AgentInput, room: usize) {
         let mut used = 0;
         while used < self.pending.len() && input.messages.len() < room {
-            let (n, line) = self.lines.push(&self.pending[used..]);
+            let (n, line) = self.lines.push(&self.pending.data()[used..]);
             used += n;
             match line.map(|l| l.map(Message::decode)) {
-                Some(Ok(Ok(m))) => input.messages.push(m),
+                Some(Ok(Ok(m))) => {
+                    self.take_fds(&m, input);
+                    input.messages.push(m)
+                }
                 Some(Ok(Err(e))) => input.garbled.push(e.to_string()),
                 Some(Err(e)) => input.garbled.push(e.to_string()),
                 None => {}
             }
         }
-        self.pending.drain(..used);
+        self.pending.consume(used);
+    }
+
+    /// Pairs the descriptors a message announced with its session.
+    fn take_fds(&mut self, m: &Message, input: &mut AgentInput) {
+        for _ in 0..m.fds {
+            match self.fds.pop_front() {
+                Some(fd) => input.passed.push((m.session, fd)),
+                None => {
+                    input.garbled.push(format!(
+                        "{} announced {} descriptors that did not come with it",
+                        m.kind.as_str(),
+                        m.fds
+                    ));
+                    return;
+                }
+            }
+        }
     }
 
     fn write(&mut self) -> Result<(), String> {
@@ -289,6 +350,65 @@ mod tests {
         }
         assert_eq!(got, LINES);
         assert!(turns >= bytes.len() / BUDGET, "{turns} turns");
+        drop(link);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn passed_descriptors_go_with_their_line_and_unclaimed_ones_are_refused() {
+        use std::os::fd::AsFd;
+        let dir = std::env::temp_dir().join(format!("sidewire-agent-fds-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let poll = Poll::new().unwrap();
+        let path = dir.join("ctrl.sock");
+        let mut link = AgentLink::listen(&path, poll.registry(), Token(1), Token(2)).unwrap();
+        let agent = std::os::unix::net::UnixStream::connect(&path).unwrap();
+        let (pipe_read, pipe_write) = rustix::pipe::pipe().unwrap();
+        let mut before = Vec::new();
+        Message::new(MsgType::MessageOut).encode(&mut before);
+        (&agent).write_all(&before).unwrap();
+        let mut pty = Message::new(MsgType::Pty);
+        pty.session = 7;
+        pty.fds = 1;
+        let mut line = Vec::new();
+        pty.encode(&mut line);
+        crate::sys::scm::send_with_fds(&agent, &line, &[pipe_write.as_fd()]).unwrap();
+        drop(pipe_write);
+
+        let input = link.advance(poll.registry(), usize::MAX);
+        assert_eq!(input.messages.len(), 2);
+        assert_eq!(input.passed.len(), 1);
+        let (session, fd) = input.passed.into_iter().next().unwrap();
+        assert_eq!(session, 7);
+        std::fs::File::from(fd).write_all(b"ok").unwrap();
+        let mut got = [0u8; 2];
+        std::io::Read::read_exact(&mut std::fs::File::from(pipe_read), &mut got).unwrap();
+        assert_eq!(&got, b"ok");
+
+        // A line announcing a descriptor that never came is reported, not trusted.
+        (&agent).write_all(&line).unwrap();
+        // The readiness event the loop would hand over.
+        link.on_event(Token(2));
+        let input = link.advance(poll.registry(), usize::MAX);
+        assert!(input.passed.is_empty());
+        assert_eq!(input.garbled.len(), 1, "{:?}", input.garbled);
+
+        // Descriptors without lines past the bound end the connection.
+        let (r, _w) = rustix::pipe::pipe().unwrap();
+        let mut lost = None;
+        for _ in 0..=MAX_QUEUED_FDS {
+            if crate::sys::scm::send_with_fds(&agent, b" ", &[r.as_fd()]).is_err() {
+                break;
+            }
+            link.on_event(Token(2));
+            let input = link.advance(poll.registry(), usize::MAX);
+            if input.lost.is_some() {
+                lost = input.lost;
+                break;
+            }
+        }
+        assert!(lost.unwrap().contains("descriptors"));
         drop(link);
         let _ = std::fs::remove_dir_all(&dir);
     }

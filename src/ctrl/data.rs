@@ -26,6 +26,9 @@ pub struct DataConfig {
     pub new_task: bool,
     pub data_timeout: Duration,
     pub concurrency: usize,
+    /// A live status line per transfer instead of progress log lines (`sidewire run`
+    /// with a terminal on stdout).
+    pub live_progress: bool,
     /// Upload output files unchanged for this long while the command runs (zero: off).
     pub upload_while_running: Duration,
     pub retry_id: String,

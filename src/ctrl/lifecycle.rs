@@ -21,6 +21,7 @@ use super::exit::{ExitCode, Failure};
 use super::log_queue::{LogQueue, Record};
 use super::resume::AckTracker;
 use super::service::LinkEvent;
+use super::session::{AgentCaps, SessionConfig, Sessions};
 use super::uplink::Uplink;
 use crate::data::engine::DataPlane;
 use crate::data::journal::{CommandState, Journal};
@@ -104,6 +105,8 @@ pub struct Setup {
     pub termination_log: bool,
     /// After SIGTERM or SIGINT, how long ctrl goes on finishing the task (`lifecycle/drain.rs`).
     pub drain_timeout: Duration,
+    /// Exec, port-forward, webserver and rsync sessions.
+    pub sessions: SessionConfig,
 }
 
 pub struct Ctrl {
@@ -141,6 +144,9 @@ pub struct Ctrl {
     agent_owed_failure: bool,
     /// SIGTERM or SIGINT arrived: the task is finishing under a deadline.
     signal_stop: Option<drain::SignalStop>,
+    sessions: Sessions,
+    /// What the connected agent can do for sessions.
+    agent_caps: AgentCaps,
 }
 
 /// Journal names of the data phases.
@@ -150,6 +156,7 @@ const OUTPUTS_PHASE: &str = "outputs";
 mod command;
 mod drain;
 mod live_upload;
+mod sessions;
 mod transfers;
 
 impl Ctrl {
@@ -208,6 +215,7 @@ impl Ctrl {
                 setup.source.clone(),
             );
         }
+        let sessions = Sessions::new(setup.sessions.clone());
         Ok(Ctrl {
             setup,
             net,
@@ -232,6 +240,8 @@ impl Ctrl {
             agent_known: false,
             agent_owed_failure: false,
             signal_stop: None,
+            sessions,
+            agent_caps: AgentCaps::default(),
         })
     }
 
@@ -318,7 +328,8 @@ impl Ctrl {
         }
     }
 
-    fn on_agent(&mut self, input: AgentInput, now: Instant) {
+    fn on_agent(&mut self, mut input: AgentInput, now: Instant) {
+        self.on_agent_sessions(&mut input);
         if input.connected {
             crate::note!("ctrl: agent connected");
             self.timers.cancel(Timer::AgentDeadline);
@@ -333,8 +344,7 @@ impl Ctrl {
             );
         }
         for message in input.messages {
-            // The greeting is not numbered; what follows it is.
-            counted += u64::from(self.acks.is_some() && message.kind != MsgType::Hello);
+            counted += u64::from(self.acks.is_some() && message.kind.is_numbered());
             self.on_message(message, now);
         }
         if let Some(acks) = self.acks.as_mut() {
@@ -354,6 +364,9 @@ impl Ctrl {
     }
 
     fn on_message(&mut self, m: Message, now: Instant) {
+        if self.on_session_message(&m) {
+            return;
+        }
         match m.kind {
             MsgType::MessageOut => self.log(IoType::Stdout, m.message_out),
             MsgType::MessageErr => self.log(IoType::Stderr, m.message_err),
@@ -370,7 +383,7 @@ impl Ctrl {
                     self.on_hello(hello);
                 }
             }
-            // Rsync status and anything newer are for later features; unknown types are ignored.
+            // Unknown types are ignored.
             _ => {}
         }
     }
@@ -382,14 +395,20 @@ impl Ctrl {
             hello.features.join(","),
             hello.state
         );
+        let mut features = self.session_features(&hello);
         if hello.features.iter().any(|f| f == FEATURE_ACK) {
+            features.insert(0, FEATURE_ACK.into());
             self.acks = Some(AckTracker::new(hello.seq));
+        }
+        if !features.is_empty() {
             let mut answer = Message::new(MsgType::Hello);
             answer.hello = Some(Hello {
                 version: 1,
-                features: vec![FEATURE_ACK.into()],
+                features,
                 state: AgentState::Idle,
                 seq: 0,
+                rsync_read_limit: 0,
+                rsync_write_limit: 0,
             });
             self.agent.send(&answer);
         }
@@ -432,7 +451,11 @@ impl Ctrl {
             Action::Barrier => self.on_group_ready(),
             Action::Restart => self.on_restart_action(),
             Action::Unknown(name) => crate::note_error!("ctrl: ignoring unknown action {name:?}"),
-            other => crate::note_error!("ctrl: action {other:?} is not supported yet"),
+            other => {
+                if !self.start_session(&other, now) {
+                    crate::note_error!("ctrl: ignoring action {other:?} in this phase");
+                }
+            }
         }
     }
 }
@@ -496,9 +519,17 @@ impl Ctrl {
 }
 
 impl Handler for Ctrl {
-    fn on_event(&mut self, _poll: &Poll, _event: &mio::event::Event, _now: Instant) {
-        // Every source is advanced on each tick; edge-triggered readiness needs no bookkeeping
-        // because each advance reads and writes until the socket would block.
+    fn on_event(&mut self, _poll: &Poll, event: &mio::event::Event, _now: Instant) {
+        // The lifecycle's few sources are advanced on each tick (each advance writes what
+        // is queued, and reads until the socket would block once an event said it may
+        // have bytes); sessions, which can be many, only when an event or a timer names
+        // them.
+        match event.token() {
+            token if Sessions::owns(token) => self.sessions.on_event(token),
+            LISTENER | AGENT => self.agent.on_event(event.token()),
+            SERVICE => self.uplink.on_readable(),
+            _ => {}
+        }
     }
 
     fn on_tick(&mut self, poll: &Poll, now: Instant) {
@@ -510,6 +541,8 @@ impl Handler for Ctrl {
         }
         let input = self.agent.advance(poll.registry(), self.agent_room());
         self.on_agent(input, now);
+        // Before the flush, so what sessions log goes out on this turn.
+        self.advance_sessions(poll, now);
         self.throttled_flush(now);
         self.uplink
             .advance(&mut self.net, poll.registry(), now, &mut self.queue);
@@ -521,6 +554,8 @@ impl Handler for Ctrl {
         }
         self.ack_agent();
         if self.exit.is_some() {
+            self.sessions
+                .close_all(&mut self.net, poll.registry(), now, "the task is over");
             return;
         }
         self.step_phase(poll, now);
@@ -541,9 +576,14 @@ impl Handler for Ctrl {
     fn next_deadline(&mut self) -> Option<Instant> {
         let mut deadline = self.timers.next_deadline();
         let agent_ready = self.agent.has_more() && self.agent_room() > 0;
-        for d in [self.uplink.deadline(), agent_ready.then(Instant::now)]
-            .into_iter()
-            .flatten()
+        let now = Instant::now();
+        for d in [
+            self.uplink.deadline(),
+            agent_ready.then_some(now),
+            self.sessions.next_deadline(now),
+        ]
+        .into_iter()
+        .flatten()
         {
             deadline = Some(deadline.map_or(d, |x| x.min(d)));
         }

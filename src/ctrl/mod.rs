@@ -7,6 +7,7 @@ pub mod lifecycle;
 pub mod log_queue;
 pub mod resume;
 pub mod service;
+pub mod session;
 pub mod token;
 pub mod uplink;
 
@@ -23,6 +24,7 @@ use uplink::Uplink;
 
 /// Runs ctrl as the pod's sidecar; returns the process exit code.
 pub fn main(args: CtrlArgs) -> i32 {
+    crate::sys::fd::raise_open_file_limit();
     let cfg = ServiceConfig {
         endpoint: Endpoint {
             host: args.host.clone(),
@@ -57,6 +59,7 @@ pub fn main(args: CtrlArgs) -> i32 {
                 0 => crate::data::engine::Settings::default_concurrency(),
                 n => n,
             },
+            live_progress: false,
             upload_while_running: args.upload_while_running,
             retry_id: args.retry_id.clone(),
             group_name: args.group_name.clone(),
@@ -71,6 +74,16 @@ pub fn main(args: CtrlArgs) -> i32 {
         agent_child: None,
         termination_log: true,
         drain_timeout: args.drain_timeout,
+        sessions: session::SessionConfig {
+            workflow: args.workflow.clone(),
+            retry_id: args.retry_id.clone(),
+            group_name: args.group_name.clone(),
+            task_name: args.log_source.clone(),
+            max_sessions: args.max_sessions,
+            exec_timeout: args.exec_timeout,
+            idle_timeout: args.session_idle_timeout,
+            udp_idle_timeout: args.udp_idle_timeout,
+        },
     };
     run(setup, |now| {
         Uplink::Service(Box::new(ServiceLink::new(cfg, SERVICE, now)))

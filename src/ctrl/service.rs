@@ -119,6 +119,15 @@ impl ServiceLink {
         self.is_open() || (self.ever_open && now < self.down_since + RECONNECT_GRACE)
     }
 
+    /// The auth header router links send (PROTOCOL §4): the current JWT, once there is one.
+    pub fn auth_header(&self) -> Option<(String, String)> {
+        let (jwt, _) = self.jwt.as_ref()?;
+        Some((
+            self.cfg.token_header.clone(),
+            token::header_value(&self.cfg.token_header, jwt),
+        ))
+    }
+
     pub fn next_event(&mut self) -> Option<LinkEvent> {
         self.events.pop_front()
     }
@@ -126,6 +135,13 @@ impl ServiceLink {
     /// Asks the link to send everything queued as soon as it can.
     pub fn flush(&mut self) {
         self.flushing = true;
+    }
+
+    /// A readiness event for the link's token.
+    pub fn on_readable(&mut self) {
+        if let State::Dialing(ws) | State::Open(ws) = &mut self.state {
+            ws.on_readable();
+        }
     }
 
     pub fn deadline(&self) -> Option<Instant> {

@@ -60,6 +60,19 @@ impl Progress {
             eta
         )
     }
+
+    /// `3 files, 300.0 MiB in 2s (150.0 MiB/s)`: what a finished transfer moved (files
+    /// and bytes already in place count, the rate is this run's).
+    pub fn summary(&self, now: Instant) -> String {
+        let took = now.saturating_duration_since(self.started);
+        format!(
+            "{} files, {} in {} ({}/s)",
+            self.files_done,
+            format_bytes(self.bytes_done),
+            format_duration(took),
+            format_bytes(self.rate(now) as u64)
+        )
+    }
 }
 
 pub fn format_bytes(n: u64) -> String {
@@ -103,5 +116,11 @@ mod tests {
         assert_eq!(format_bytes(1023), "1023 B");
         assert_eq!(format_duration(Duration::from_secs(3725)), "1h02m");
         assert!(Progress::new(t0).line(t0).ends_with("ETA unknown"));
+        p.files_done = 40;
+        p.bytes_done = 3 << 30;
+        assert_eq!(
+            p.summary(t0 + Duration::from_secs(3)),
+            "40 files, 3.0 GiB in 3s (1.0 GiB/s)"
+        );
     }
 }

@@ -19,10 +19,15 @@ use mio::{Registry, Token};
 use super::connect::{Connector, Progress};
 use super::transport::Transport;
 use super::{Endpoint, NetCtx};
-use crate::proto::ws::{self, ClientHandshake, Decoder, Event, OpCode};
+use crate::proto::ws::{self, ClientHandshake, Decoder, Event, Head, OpCode};
+use crate::reactor::ReadBuf;
+use crate::sys::splice::SplicePipe;
 
 /// Bytes read from the socket per call.
 const READ_CHUNK: usize = 64 * 1024;
+/// Bytes read at a time while looking for a frame head whose payload is spliced: the
+/// longest head a server sends, so at most a few payload bytes are read with it.
+const HEAD_PEEK: usize = 14;
 /// How long a close handshake we started may take before the socket is dropped.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
@@ -70,7 +75,7 @@ pub struct WsClient {
     token: Token,
     request: WsRequest,
     stage: Stage,
-    rbuf: Vec<u8>,
+    rbuf: ReadBuf,
     wbuf: Vec<u8>,
     wpos: usize,
     /// Where in `wbuf` the answer to the latest ping starts, while it is the last frame
@@ -80,9 +85,22 @@ pub struct WsClient {
     overflowed: bool,
     /// The read budget ran out with bytes possibly left in the socket.
     more_to_read: bool,
+    /// The socket may have bytes: set at the start and by the owner on each readiness
+    /// event for the token ([`WsClient::on_readable`]), cleared when a read would block.
+    /// Reads are tried only while it is set, so a turn that another source started
+    /// costs this link no syscall.
+    readable: bool,
     /// The HTTP status of a handshake the server refused.
     refused_status: Option<u16>,
+    /// The code and reason of the server's close frame, once one came.
+    peer_close: Option<(u16, String)>,
     events: VecDeque<WsEvent>,
+    /// The owner moves binary payloads itself (see [`WsClient::set_splice`]).
+    splice: bool,
+    /// Head-only decoding is on: `splice` was asked for and the link is plain TCP.
+    head_only: bool,
+    /// Payload bytes of the current binary frame the owner has still to move.
+    payload_left: u64,
 }
 
 impl WsClient {
@@ -98,14 +116,19 @@ impl WsClient {
             token,
             request,
             stage: Stage::Connecting(Box::new(connector)),
-            rbuf: Vec::new(),
+            rbuf: ReadBuf::new(),
             wbuf: Vec::new(),
             wpos: 0,
             pong_at: None,
             overflowed: false,
             more_to_read: false,
+            readable: true,
             refused_status: None,
+            peer_close: None,
             events: VecDeque::new(),
+            splice: false,
+            head_only: false,
+            payload_left: 0,
         }
     }
 
@@ -126,15 +149,101 @@ impl WsClient {
         self.wbuf.len() - self.wpos
     }
 
-    /// The read budget ran out: call `advance` again soon, even without an event.
+    /// The read budget ran out, or events wait to be taken: call `advance` again soon,
+    /// even without an event.
     pub fn has_more(&self) -> bool {
-        self.more_to_read
+        self.more_to_read || !self.events.is_empty()
     }
 
     /// The HTTP status the server answered the upgrade with, when it was not 101 (a 401
     /// means the token was refused).
     pub fn refused_status(&self) -> Option<u16> {
         self.refused_status
+    }
+
+    /// The code and reason the server closed the link with (1005 when its close frame
+    /// had no code).
+    pub fn peer_close(&self) -> Option<&(u16, String)> {
+        self.peer_close.as_ref()
+    }
+
+    /// Sets the bytes each `advance` may read from now on: an owner whose sink is full
+    /// sets 0 (the bytes wait in the socket and TCP pushes back on the server) and raises
+    /// it again when the sink drains. Writing goes on either way.
+    pub fn set_read_budget(&mut self, budget: usize) {
+        if budget > 0 && self.request.read_budget == 0 {
+            // The socket may have become readable while reading was paused.
+            self.more_to_read = true;
+        }
+        self.request.read_budget = budget;
+    }
+
+    /// Asks, before the link opens, that binary payloads on a plain `ws://` link be left
+    /// to the owner, who moves them with [`WsClient::read_payload`] and
+    /// [`WsClient::splice_payload`] (watching [`WsClient::payload_left`]) instead of
+    /// getting `Binary` events. A TLS link ignores it: its bytes must be decrypted.
+    pub fn set_splice(&mut self, on: bool) {
+        self.splice = on;
+    }
+
+    /// A readiness event came for the link's token: its socket may have bytes again.
+    pub fn on_readable(&mut self) {
+        self.readable = true;
+    }
+
+    /// Payload bytes of the current binary frame still to be moved by the owner; no
+    /// more frames are decoded (and the socket is not read) until it is 0.
+    pub fn payload_left(&self) -> u64 {
+        self.payload_left
+    }
+
+    /// The current frame's payload bytes already read from the socket (read along
+    /// with its head); the owner moves them and says so with [`Self::consume_payload`].
+    pub fn read_payload(&self) -> &[u8] {
+        let n = self.payload_left.min(self.rbuf.len() as u64) as usize;
+        &self.rbuf.data()[..n]
+    }
+
+    /// Drops the first `n` bytes of [`Self::read_payload`]: the owner has moved them.
+    pub fn consume_payload(&mut self, n: usize) {
+        let n = n.min(self.read_payload().len());
+        self.rbuf.consume(n);
+        self.payload_left -= n as u64;
+    }
+
+    /// Splices up to `max` bytes of the current frame's payload from the socket into
+    /// `pipe`, once the payload bytes already read are taken. Returns the bytes moved
+    /// (0 when the socket has none now or the pipe is full); the end of the stream or an
+    /// error ends the link (a `Closed` event follows).
+    pub fn splice_payload(
+        &mut self,
+        registry: &Registry,
+        pipe: &mut SplicePipe,
+        max: usize,
+    ) -> usize {
+        let max = (self.payload_left.min(max as u64)) as usize;
+        if max == 0 || !self.rbuf.is_empty() || pipe.room() == 0 {
+            return 0;
+        }
+        let Some(Transport::Plain(tcp)) = self.transport() else {
+            return 0;
+        };
+        match pipe.fill_from(&*tcp, max) {
+            Ok(0) => {
+                self.fail(registry, "connection closed by the server".into());
+                0
+            }
+            Ok(n) => {
+                self.payload_left -= n as u64;
+                n
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => 0,
+            Err(e) => {
+                self.fail(registry, format!("read: {e}"));
+                0
+            }
+        }
     }
 
     pub fn next_event(&mut self) -> Option<WsEvent> {
@@ -197,6 +306,8 @@ impl WsClient {
         match std::mem::replace(&mut self.stage, Stage::Closed) {
             Stage::Open { transport, .. } => {
                 self.pong_at = None;
+                // The rest of a payload no longer goes anywhere: it is read and dropped.
+                self.payload_left = 0;
                 ws::encode_close(&mut self.wbuf, code, why, ctx.random.bytes());
                 self.stage = Stage::Closing {
                     transport,
@@ -268,13 +379,32 @@ impl WsClient {
             return self.fail(registry, format!("write: {e}"));
         }
         let mut budget = self.request.read_budget;
+        // Paused reading is resumed by `set_read_budget`, not by calling again.
         self.more_to_read = false;
+        // Frames read along with a payload the owner has since moved.
+        if self.head_only
+            && self.payload_left == 0
+            && !self.rbuf.is_empty()
+            && !self.decode(ctx, registry)
+        {
+            return;
+        }
         loop {
-            if budget == 0 {
-                self.more_to_read = true;
+            if self.payload_left > 0 {
+                // The owner moves the payload; it calls again once that is done.
                 break;
             }
-            match self.read_some(budget.min(READ_CHUNK)) {
+            if budget == 0 {
+                self.more_to_read = self.request.read_budget > 0;
+                break;
+            }
+            // Spliced payloads must stay in the socket: read just a frame head there.
+            let chunk = if self.head_only && self.rbuf.is_empty() {
+                HEAD_PEEK
+            } else {
+                READ_CHUNK
+            };
+            match self.read_some(budget.min(chunk)) {
                 Ok(0) => {
                     return self.fail(registry, "connection closed by the server".into());
                 }
@@ -288,6 +418,18 @@ impl WsClient {
                 Err(e) => return self.fail(registry, format!("read: {e}")),
             }
         }
+        if self.overflowed {
+            return self.fail_not_reading(registry);
+        }
+        if let Err(e) = self.flush() {
+            self.fail(registry, format!("write: {e}"));
+        }
+    }
+
+    /// Writes what `send` queued since the last `advance`, without reading: an owner
+    /// that queues after advancing calls this last, since the socket's writable edge
+    /// may already have passed.
+    pub fn flush_writes(&mut self, registry: &Registry) {
         if self.overflowed {
             return self.fail_not_reading(registry);
         }
@@ -352,15 +494,18 @@ impl WsClient {
         if self.rbuf.len() >= limit {
             return Err(io::ErrorKind::WouldBlock.into());
         }
-        let start = self.rbuf.len();
-        let mut buf = std::mem::take(&mut self.rbuf);
-        buf.resize(start + chunk, 0);
-        let result = match self.transport() {
-            Some(t) => t.read(&mut buf[start..]),
+        if !self.readable {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        let mut rbuf = std::mem::take(&mut self.rbuf);
+        let result = rbuf.read_with(chunk, |room| match self.transport() {
+            Some(t) => t.read(room),
             None => Err(io::ErrorKind::NotConnected.into()),
-        };
-        buf.truncate(start + *result.as_ref().unwrap_or(&0));
-        self.rbuf = buf;
+        });
+        self.rbuf = rbuf;
+        if matches!(&result, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
+            self.readable = false;
+        }
         result
     }
 
@@ -370,7 +515,7 @@ impl WsClient {
         let alive = loop {
             match &mut self.stage {
                 Stage::Handshake { handshake, .. } => {
-                    match handshake.parse_response(&self.rbuf[pos..]) {
+                    match handshake.parse_response(&self.rbuf.data()[pos..]) {
                         Ok(None) => break true,
                         Ok(Some(n)) => {
                             pos += n;
@@ -379,6 +524,8 @@ impl WsClient {
                             else {
                                 break false;
                             };
+                            self.head_only =
+                                self.splice && matches!(transport, Transport::Plain(_));
                             self.stage = Stage::Open {
                                 transport,
                                 decoder: Decoder::new(self.request.max_message),
@@ -402,14 +549,27 @@ impl WsClient {
                     }
                 }
                 Stage::Open { .. } | Stage::Closing { .. } if pos >= self.rbuf.len() => break true,
-                Stage::Open { decoder, .. } => match decoder.decode(&self.rbuf[pos..]) {
+                Stage::Open { .. } if self.payload_left > 0 => break true,
+                Stage::Open { decoder, .. } => match if self.head_only {
+                    decoder.decode_head(&self.rbuf.data()[pos..])
+                } else {
+                    decoder
+                        .decode(&self.rbuf.data()[pos..])
+                        .map(|(n, event)| (n, event.map(Head::Event)))
+                } {
                     Ok((0, None)) => break true,
-                    Ok((n, event)) => {
+                    Ok((n, head)) => {
                         pos += n;
-                        if let Some(event) = event {
-                            if !self.on_frame(ctx, registry, event) {
-                                break false;
+                        let alive = match head {
+                            Some(Head::Event(event)) => self.on_frame(ctx, registry, event),
+                            Some(Head::Data { len, .. }) => {
+                                self.payload_left = len;
+                                true
                             }
+                            None => true,
+                        };
+                        if !alive {
+                            break false;
                         }
                     }
                     Err(violation) => {
@@ -424,7 +584,7 @@ impl WsClient {
                 Stage::Closing { .. } => {
                     // Waiting for the server's close: look for it, drop everything else.
                     let mut decoder = Decoder::new(self.request.max_message);
-                    match decoder.decode(&self.rbuf[pos..]) {
+                    match decoder.decode(&self.rbuf.data()[pos..]) {
                         Ok((n, Some(Event::Close(_)))) => {
                             pos += n;
                             let why = match &self.stage {
@@ -446,7 +606,7 @@ impl WsClient {
             }
         };
         if alive {
-            self.rbuf.drain(..pos.min(self.rbuf.len()));
+            self.rbuf.consume(pos);
         }
         alive
     }
@@ -463,6 +623,7 @@ impl WsClient {
                     Some((c, reason)) => (*c, format!("server closed the link: {c} {reason}")),
                     None => (1000, "server closed the link".to_string()),
                 };
+                self.peer_close = Some(code.unwrap_or((1005, String::new())));
                 self.pong_at = None;
                 ws::encode_close(&mut self.wbuf, echo, "", ctx.random.bytes());
                 let _ = self.flush();
@@ -492,6 +653,7 @@ impl WsClient {
         self.pong_at = None;
         self.overflowed = false;
         self.more_to_read = false;
+        self.payload_left = 0;
         self.events.push_back(WsEvent::Closed(why));
     }
 }

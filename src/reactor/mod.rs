@@ -3,8 +3,11 @@
 //! would block, and a source paused by backpressure is resumed by the handler itself when
 //! its sink drains (see [`Handler::on_tick`]).
 
+pub mod read_buf;
 mod timers;
+pub mod token_bucket;
 
+pub use read_buf::ReadBuf;
 pub use timers::Timers;
 
 use std::io;

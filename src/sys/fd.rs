@@ -25,3 +25,14 @@ pub fn may_block_on_reader(fd: impl AsFd) -> bool {
         Err(_) => false,
     }
 }
+
+/// Raises the soft limit on open descriptors to the hard one: sessions hold a socket per
+/// forwarded connection and per UDP remote, well past the common soft limit of 1024.
+pub fn raise_open_file_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        limit.current = limit.maximum;
+        let _ = setrlimit(Resource::Nofile, limit);
+    }
+}

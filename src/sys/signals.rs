@@ -37,6 +37,15 @@ impl Signals {
 
     /// The signals that arrived since the last call, in registration order.
     pub fn pending(&mut self) -> Vec<i32> {
+        // The handler sets its flag before it writes the wake byte: with no flag set
+        // there is nothing to report, and the pipe need not be read on every turn.
+        if !self
+            .flags
+            .iter()
+            .any(|(_, flag)| flag.load(Ordering::SeqCst))
+        {
+            return Vec::new();
+        }
         let mut sink = [0u8; 64];
         while matches!(self.wake.read(&mut sink), Ok(n) if n > 0) {}
         self.flags

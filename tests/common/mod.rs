@@ -5,11 +5,13 @@
 #![allow(dead_code)]
 
 pub mod bad_server;
+pub mod fake_ctrl;
 pub mod fake_s3;
 pub mod fault_proxy;
 pub mod http_raw;
 pub mod osmo_service;
 pub mod pod;
+pub mod router;
 pub mod tcp_server;
 pub mod tls_service;
 pub mod ws_raw;

@@ -94,3 +94,23 @@ fn compaction_keeps_offsets_right() {
     assert_eq!(firsts[0], "2500");
     assert_eq!(firsts[499], "2999");
 }
+
+#[test]
+fn the_rest_of_a_partly_written_message_is_known_with_or_without_retention() {
+    for retain in [false, true] {
+        let mut o = Outbox::default();
+        o.set_retain(retain);
+        assert_eq!(o.rest_of_message(), 0);
+        push(&mut o, "abc");
+        push(&mut o, "de");
+        assert_eq!(o.rest_of_message(), 0, "nothing written yet");
+        o.wrote(2);
+        assert_eq!(o.rest_of_message(), 2, "\"c\\n\" left of the first");
+        o.wrote(2);
+        assert_eq!(o.rest_of_message(), 0, "between two messages");
+        o.wrote(1);
+        assert_eq!(o.rest_of_message(), 2);
+        o.wrote(2);
+        assert_eq!(o.rest_of_message(), 0);
+    }
+}

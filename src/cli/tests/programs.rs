@@ -28,6 +28,8 @@ fn ctrl_defaults() {
         logs_buffer_size: 10000, logs_buffer_bytes: 67_108_864, logs_spill_bytes: 268_435_456,
         journal: "/osmo/data/.sidewire/journal.db".into(), data_concurrency: 0,
         upload_while_running: Duration::ZERO, drain_timeout: Duration::from_secs(25),
+        max_sessions: 256, session_idle_timeout: Duration::from_secs(120 * 60),
+        udp_idle_timeout: Duration::from_secs(60),
     };
     assert_eq!(c, want);
 }
@@ -138,7 +140,7 @@ fn exec_defaults_and_argv() {
         unix_timeout: Duration::from_secs(120 * 60), user_bin_path: "/osmo/usr/bin".into(),
         history_file_path: "/osmo/data/.bash_history".into(), run_location: "/osmo/run".into(),
         enable_rsync: false, rsync_read_limit: 0, rsync_write_limit: 0,
-        rsync_path_allow_list: String::new(),
+        rsync_path_allow_list: String::new(), rsync_port: 16000,
         cli_auto_complete_script_path: "/osmo/usr/bin/osmo_cli/osmo/autocomplete.bash".into(),
         user_config: PathBuf::new(), checkpoint_journal: String::new(),
     };
@@ -165,6 +167,12 @@ fn exec_requires_a_command() {
         assert!(e.to_string().contains("-commands is required"));
     }
     assert!(ExecArgs::parse(&args(&["-commands", "x", "-enableRsync=maybe"])).is_err());
+    for bad in ["0", "65536", "-1"] {
+        let e = ExecArgs::parse(&args(&["-commands", "x", "-rsyncPort", bad])).unwrap_err();
+        assert!(is_bad_value(&e, "-rsyncPort", bad), "{e:?}");
+    }
+    let e = ExecArgs::parse(&args(&["-commands", "x", "-rsyncPort=65535"])).unwrap();
+    assert_eq!(e.rsync_port, 65535);
 }
 
 #[test]

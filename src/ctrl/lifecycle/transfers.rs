@@ -92,6 +92,7 @@ impl Ctrl {
                 journal: cfg.journal.clone(),
                 concurrency: cfg.concurrency,
                 data_timeout: cfg.data_timeout,
+                live_progress: cfg.live_progress,
             };
             match DataPlane::start(settings, self.data_waker.clone()) {
                 Ok(plane) => self.plane = Some(plane),
@@ -115,6 +116,8 @@ impl Ctrl {
                     self.on_live_skip(io, text)
                 }
                 Report::Log(io, text) | Report::Skipped(io, text) => self.log(io, text),
+                Report::Status(_) if self.live.owns_reports() => {}
+                Report::Status(status) => self.uplink.status(status),
                 Report::Finished(outcome) if self.live.owns_reports() => {
                     self.on_live_done(outcome, now)
                 }

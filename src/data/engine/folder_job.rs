@@ -205,14 +205,11 @@ impl FolderJob {
         Ok((dir, name))
     }
 
-    pub fn log_progress(&self, sh: &Shared, now: Instant) {
-        let verb = match self.work.direction {
-            Direction::Upload => "Uploading",
-            Direction::Download => "Downloading",
-        };
-        sh.log(
-            self.io_type(),
-            format!("{verb} {}: {}", self.work.url, self.progress.line(now)),
-        );
+    pub fn work(&self) -> &Work {
+        &self.work
+    }
+
+    pub fn progress(&self) -> &Progress {
+        &self.progress
     }
 }

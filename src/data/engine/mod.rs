@@ -19,6 +19,7 @@ use mio::{Events, Poll, Token, Waker};
 
 use super::filter::Filter;
 use super::journal::{Direction, Journal};
+use super::progress::Progress;
 use super::store::{CredentialFiles, CredentialSource, Store};
 use super::workers::Workers;
 use crate::ctrl::exit::{ExitCode, Failure};
@@ -34,6 +35,8 @@ const WAKE: Token = Token(0);
 const FIRST_CONNECTION: usize = 16;
 /// How often a progress line is logged while a transfer runs.
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+/// How often the live status line is redrawn (`Settings::live_progress`).
+const LIVE_EVERY: Duration = Duration::from_millis(250);
 
 /// One transfer: a spec's URL to or from a local folder.
 #[derive(Clone, Debug)]
@@ -106,7 +109,21 @@ pub enum Report {
     /// A file the transfer leaves out, and why (a link that leads out of the folder): said
     /// even by a pass that keeps its progress to itself.
     Skipped(IoType, String),
+    /// The live status line, when `Settings::live_progress` asks for it instead of the
+    /// periodic progress log lines.
+    Status(Status),
     Finished(Result<Summary, Failure>),
+}
+
+/// What the live status line shows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// `Downloading <url>: 3/10 files, ...`, redrawn in place.
+    Live(String),
+    /// The transfer is done: its summary stays as a line of its own.
+    Done(String),
+    /// The transfer ended without a summary (it failed): the line goes away.
+    Clear,
 }
 
 pub struct Settings {
@@ -116,6 +133,9 @@ pub struct Settings {
     pub concurrency: usize,
     /// A request with no progress for this long is retried.
     pub data_timeout: Duration,
+    /// A live status line ([`Report::Status`], every 250 ms) instead of a progress log
+    /// line every 5 s: `sidewire run` on a terminal.
+    pub live_progress: bool,
 }
 
 impl Settings {
@@ -242,6 +262,21 @@ enum Job {
     Folder(Box<FolderJob>),
 }
 
+impl Job {
+    /// Its log type, `Uploading <url>` or `Downloading <url>`, and its counts.
+    fn progress(&self) -> (IoType, String, &Progress) {
+        let (work, progress) = match self {
+            Job::S3(job) => (&job.work, &job.progress),
+            Job::Folder(job) => (job.work(), job.progress()),
+        };
+        let (io, verb) = match work.direction {
+            Direction::Upload => (IoType::Upload, "Uploading"),
+            Direction::Download => (IoType::Download, "Downloading"),
+        };
+        (io, format!("{verb} {}", work.url), progress)
+    }
+}
+
 struct Engine {
     settings: Settings,
     shared: Shared,
@@ -356,7 +391,12 @@ impl Engine {
                 Job::Folder(Box::new(FolderJob::new(work, filter, path, transfer, now)))
             }
         });
-        self.next_progress = Some(now + PROGRESS_EVERY);
+        // The live line shows at once; the log line after a first period.
+        self.next_progress = Some(if self.settings.live_progress {
+            now
+        } else {
+            now + PROGRESS_EVERY
+        });
     }
 
     fn advance(&mut self, now: Instant) {
@@ -368,16 +408,37 @@ impl Engine {
         };
         if let Some(at) = self.next_progress {
             if now >= at {
-                match &self.job {
-                    Some(Job::S3(job)) => job.log_progress(&self.shared, now),
-                    Some(Job::Folder(job)) => job.log_progress(&self.shared, now),
-                    None => {}
-                }
-                self.next_progress = Some(now + PROGRESS_EVERY);
+                self.report_progress(now);
             }
         }
         if let Some(outcome) = outcome {
+            if self.settings.live_progress {
+                let status = match (&outcome, self.job.as_ref()) {
+                    (Ok(_), Some(job)) => {
+                        let (_, label, progress) = job.progress();
+                        Status::Done(format!("{label}: {}", progress.summary(now)))
+                    }
+                    _ => Status::Clear,
+                };
+                self.shared.outbox.send(Report::Status(status));
+            }
             self.finish(outcome);
+        }
+    }
+
+    /// The periodic progress line: logged, or the live status line redrawn.
+    fn report_progress(&mut self, now: Instant) {
+        let Some(job) = self.job.as_ref() else {
+            return;
+        };
+        let (io, label, progress) = job.progress();
+        let line = format!("{label}: {}", progress.line(now));
+        if self.settings.live_progress {
+            self.shared.outbox.send(Report::Status(Status::Live(line)));
+            self.next_progress = Some(now + LIVE_EVERY);
+        } else {
+            self.shared.log(io, line);
+            self.next_progress = Some(now + PROGRESS_EVERY);
         }
     }
 

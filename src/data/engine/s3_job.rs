@@ -434,17 +434,6 @@ impl S3Job {
         self.ready.clear();
     }
 
-    pub fn log_progress(&self, sh: &Shared, now: Instant) {
-        let verb = match self.work.direction {
-            Direction::Upload => "Uploading",
-            Direction::Download => "Downloading",
-        };
-        sh.log(
-            self.io_type(),
-            format!("{verb} {}: {}", self.work.url, self.progress.line(now)),
-        );
-    }
-
     pub fn op(&self, id: u64) -> Option<&Op> {
         self.ops.get(&id)
     }

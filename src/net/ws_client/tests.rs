@@ -142,6 +142,10 @@ impl Client {
         self.poll
             .poll(&mut events, Some(Duration::from_millis(10)))
             .unwrap();
+        // As the loop's owner does: an event says the socket may have bytes.
+        if !events.is_empty() {
+            self.ws.on_readable();
+        }
         self.advance();
     }
 

@@ -27,12 +27,14 @@ enum Key {
     RsyncRunning,
     Sidewire,
     SidewireAcked,
+    SidewireSession,
+    SidewireFds,
     Other,
 }
 
 impl Key {
     fn of(key: &str) -> Key {
-        const KEYS: [(&str, Key); 11] = [
+        const KEYS: [(&str, Key); 13] = [
             ("type", Key::Type),
             ("messageout", Key::MessageOut),
             ("messageerr", Key::MessageErr),
@@ -44,6 +46,8 @@ impl Key {
             ("rsyncrunning", Key::RsyncRunning),
             ("sidewire", Key::Sidewire),
             ("sidewireacked", Key::SidewireAcked),
+            ("sidewiresession", Key::SidewireSession),
+            ("sidewirefds", Key::SidewireFds),
         ];
         KEYS.into_iter()
             .find(|(name, _)| key_is(key, name))
@@ -119,6 +123,23 @@ impl<'de> Visitor<'de> for MessageVisitor {
                         m.acked = u64::try_from(i).map_err(|_| {
                             de::Error::custom(format!("SidewireAcked: negative count {i}"))
                         })?;
+                    }
+                }
+                Key::SidewireSession => {
+                    if let Scalar::Int(i) = read("SidewireSession", Want::Int)? {
+                        m.session = u64::try_from(i).map_err(|_| {
+                            de::Error::custom(format!("SidewireSession: negative id {i}"))
+                        })?;
+                    }
+                }
+                Key::SidewireFds => {
+                    if let Scalar::Int(i) = read("SidewireFds", Want::Int)? {
+                        m.fds = u32::try_from(i)
+                            .ok()
+                            .filter(|n| *n as usize <= crate::sys::scm::MAX_FDS_PER_READ)
+                            .ok_or_else(|| {
+                                de::Error::custom(format!("SidewireFds: {i} descriptors"))
+                            })?;
                     }
                 }
                 Key::Other => {
@@ -226,6 +247,10 @@ struct HelloWire {
     code: Option<i32>,
     #[serde(default)]
     seq: u64,
+    #[serde(default)]
+    rsync_read_limit: u64,
+    #[serde(default)]
+    rsync_write_limit: u64,
 }
 
 impl HelloWire {
@@ -242,6 +267,8 @@ impl HelloWire {
             features: self.features,
             state,
             seq: self.seq,
+            rsync_read_limit: self.rsync_read_limit,
+            rsync_write_limit: self.rsync_write_limit,
         })
     }
 }

@@ -51,6 +51,16 @@ pub enum MsgType {
     /// `ack` feature): the agent's messages numbered below [`Message::acked`] are safe
     /// with the service and need not be sent again after a reconnect.
     Ack,
+    /// sidewire's answer to an exec `UserExecStart` that carried a session (`fdpass` on
+    /// both sides): the pty master travels with this line.
+    Pty,
+    /// sidewire's request (`dial` on both sides): dial `TaskPort` on the agent's loopback
+    /// and pass the connected socket back.
+    Dial,
+    /// sidewire's answer to [`MsgType::Dial`]: the connected socket travels with this line.
+    Socket,
+    /// sidewire's answer when a session's pty or dial could not be made (`MessageErr` says why).
+    SessionFailed,
     /// Any other type, kept verbatim so it can be logged and ignored.
     Other(String),
 }
@@ -73,8 +83,22 @@ impl MsgType {
             MsgType::UserRsyncStatus => "UserRsyncStatus",
             MsgType::Hello => "SidewireHello",
             MsgType::Ack => "SidewireAck",
+            MsgType::Pty => "SidewirePty",
+            MsgType::Dial => "SidewireDial",
+            MsgType::Socket => "SidewireSocket",
+            MsgType::SessionFailed => "SidewireSessionFailed",
             MsgType::Other(s) => s,
         }
+    }
+
+    /// Whether the message counts in the agent's numbering (see [`Hello::seq`]). The
+    /// greeting and the session messages do not: a session's pty or socket means nothing
+    /// to a later ctrl, so they are never kept for resending.
+    pub fn is_numbered(&self) -> bool {
+        !matches!(
+            self,
+            MsgType::Hello | MsgType::Pty | MsgType::Socket | MsgType::SessionFailed
+        )
     }
 
     /// The type for a wire name (exact, case-sensitive, as the peers compare it).
@@ -94,6 +118,10 @@ impl MsgType {
             "UserRsyncStatus" => MsgType::UserRsyncStatus,
             "SidewireHello" => MsgType::Hello,
             "SidewireAck" => MsgType::Ack,
+            "SidewirePty" => MsgType::Pty,
+            "SidewireDial" => MsgType::Dial,
+            "SidewireSocket" => MsgType::Socket,
+            "SidewireSessionFailed" => MsgType::SessionFailed,
             other => MsgType::Other(other.to_owned()),
         }
     }
@@ -123,10 +151,18 @@ pub struct Hello {
     /// (messages are numbered from 0 over the agent's whole life; [`MsgType::Ack`]
     /// counts in these numbers).
     pub seq: u64,
+    /// The agent's rsync daemon limits in bytes/s (`-rsyncReadLimit`, `-rsyncWriteLimit`;
+    /// 0 = none), which ctrl enforces in its relay.
+    pub rsync_read_limit: u64,
+    pub rsync_write_limit: u64,
 }
 
 /// The feature both sides announce for acknowledged, resumable output.
 pub const FEATURE_ACK: &str = "ack";
+/// The agent passes exec ptys to ctrl (SCM_RIGHTS) instead of relaying their bytes.
+pub const FEATURE_FDPASS: &str = "fdpass";
+/// The agent dials ports in its own network namespace for ctrl (implies fd passing).
+pub const FEATURE_DIAL: &str = "dial";
 
 /// One message; fields a type does not use stay empty.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -144,6 +180,12 @@ pub struct Message {
     /// For [`MsgType::Ack`]: how many of the agent's messages are acknowledged (written
     /// under the extra key `SidewireAcked`, for that type or when not zero).
     pub acked: u64,
+    /// The session a sidewire session message is about (key `SidewireSession`, written
+    /// when not zero).
+    pub session: u64,
+    /// How many descriptors travel with this line's bytes (key `SidewireFds`, written
+    /// when not zero); the reader takes them in the order they arrived.
+    pub fds: u32,
 }
 
 /// A line that is not a message.
@@ -173,6 +215,8 @@ impl Message {
             rsync_running: false,
             hello: None,
             acked: 0,
+            session: 0,
+            fds: 0,
         }
     }
 
@@ -254,10 +298,24 @@ fn write_message(out: &mut Vec<u8>, m: &Message) {
                 let _ = write!(out, "\"finished\",\"code\":{code}");
             }
         }
-        let _ = write!(out, ",\"seq\":{}}}", h.seq);
+        let _ = write!(out, ",\"seq\":{}", h.seq);
+        if h.rsync_read_limit != 0 || h.rsync_write_limit != 0 {
+            let _ = write!(
+                out,
+                ",\"rsync_read_limit\":{},\"rsync_write_limit\":{}",
+                h.rsync_read_limit, h.rsync_write_limit
+            );
+        }
+        out.push(b'}');
     }
     if m.kind == MsgType::Ack || m.acked != 0 {
         let _ = write!(out, ",\"SidewireAcked\":{}", m.acked);
+    }
+    if m.session != 0 {
+        let _ = write!(out, ",\"SidewireSession\":{}", m.session);
+    }
+    if m.fds != 0 {
+        let _ = write!(out, ",\"SidewireFds\":{}", m.fds);
     }
     out.extend_from_slice(b"}\n");
 }

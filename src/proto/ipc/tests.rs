@@ -130,6 +130,8 @@ fn hello_line() {
         features: vec!["fd-passing".into(), "q\"".into()],
         state: AgentState::Finished { code: -9 },
         seq: 12,
+        rsync_read_limit: 0,
+        rsync_write_limit: 0,
     });
     let line = encoded(&m);
     assert_eq!(
@@ -150,6 +152,8 @@ fn hello_line() {
             features: vec![],
             state,
             seq: u64::MAX,
+            rsync_read_limit: 5,
+            rsync_write_limit: u64::MAX,
         });
         assert_eq!(Message::decode(encoded(&m).as_bytes()), Ok(m.clone()));
     }
@@ -327,6 +331,8 @@ fn random_and_mutated_streams_never_panic() {
         features: vec!["x".into()],
         state: AgentState::Running,
         seq: 3,
+        rsync_read_limit: 0,
+        rsync_write_limit: 0,
     });
     m.encode(&mut seed);
     encode_output_line(&mut seed, MsgType::MessageOut, b"hello \x01 \"world\"");
@@ -365,5 +371,27 @@ fn random_and_mutated_streams_never_panic() {
             }
         }
         assert!(sp.buffered() <= 512);
+    }
+}
+
+#[test]
+fn session_messages_carry_their_session_and_descriptor_count() {
+    let mut m = Message::new(MsgType::Pty);
+    m.session = 42;
+    m.fds = 1;
+    let line = encoded(&m);
+    assert!(line.starts_with("{\"Type\":\"SidewirePty\","));
+    assert!(line.ends_with(",\"SidewireSession\":42,\"SidewireFds\":1}\n"));
+    assert_eq!(Message::decode(line.as_bytes()), Ok(m));
+    for kind in [MsgType::Dial, MsgType::Socket, MsgType::SessionFailed] {
+        assert_eq!(MsgType::from_wire(kind.as_str()), kind);
+    }
+    // A line cannot claim more descriptors than one read may carry, nor a negative session.
+    for bad in [
+        "{\"Type\":\"SidewirePty\",\"SidewireFds\":99}",
+        "{\"Type\":\"SidewirePty\",\"SidewireFds\":-1}",
+        "{\"Type\":\"SidewirePty\",\"SidewireSession\":-3}",
+    ] {
+        assert!(Message::decode(bad.as_bytes()).is_err(), "{bad}");
     }
 }

@@ -30,6 +30,20 @@ pub enum Event {
     Close(Option<(u16, String)>),
 }
 
+/// What [`Decoder::decode_head`] yields: a whole event, or the head of a binary data
+/// frame whose payload the caller moves itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Head {
+    Event(Event),
+    /// A binary frame (the first of a message or a continuation of one): the caller
+    /// moves exactly `len` payload bytes, which follow the consumed prefix, before
+    /// calling again. `fin` ends the message.
+    Data {
+        len: u64,
+        fin: bool,
+    },
+}
+
 /// A protocol violation by the server: the close code to send (1002, 1007 or 1009) and a
 /// short reason, suitable as the close frame's reason text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,6 +95,9 @@ struct Message {
     remaining: usize,
     /// Whether the current frame is the last: the message completes once it is read.
     fin: bool,
+    /// A binary message whose payload the caller moves (head-only decoding): `data`
+    /// stays empty and no size limit applies, since nothing is buffered.
+    external: bool,
 }
 
 impl Message {
@@ -143,15 +160,72 @@ impl Decoder {
     /// more events may be buffered. After an `Err` the decoder is poisoned and returns
     /// the same error forever; send a close frame with its code and stop reading.
     pub fn decode(&mut self, buf: &[u8]) -> Result<(usize, Option<Event>), Violation> {
+        self.unless_poisoned(|dec| dec.step(buf))
+    }
+
+    /// Like [`Decoder::decode`], but a binary data frame yields only its head: the caller
+    /// moves its payload itself (server frames are unmasked, so the bytes on the wire are
+    /// the payload) and then calls again. Text messages and control frames, including
+    /// those between the frames of a binary message, are decoded whole. A decoder is
+    /// driven by one of the two methods for its whole life.
+    pub fn decode_head(&mut self, buf: &[u8]) -> Result<(usize, Option<Head>), Violation> {
+        self.unless_poisoned(|dec| dec.step_head(buf))
+    }
+
+    /// Runs one decoding step unless an earlier one failed; a failure poisons the
+    /// decoder, which then returns it forever.
+    fn unless_poisoned<T>(
+        &mut self,
+        step: impl FnOnce(&mut Decoder) -> Result<T, Violation>,
+    ) -> Result<T, Violation> {
         if let Some(violation) = self.poisoned {
             return Err(violation);
         }
-        let result = self.step(buf);
-        if let Err(violation) = result {
-            self.poisoned = Some(violation);
+        let result = step(self);
+        if let Err(violation) = &result {
+            self.poisoned = Some(*violation);
             self.message = None;
         }
         result
+    }
+
+    fn step_head(&mut self, buf: &[u8]) -> Result<(usize, Option<Head>), Violation> {
+        let whole = |step: Result<(usize, Option<Event>), Violation>| {
+            step.map(|(n, event)| (n, event.map(Head::Event)))
+        };
+        if self.message.as_ref().is_some_and(|msg| !msg.external) {
+            // A text message under way is read whole.
+            return whole(self.step(buf));
+        }
+        let Some(header) = parse_header(buf)? else {
+            return Ok((0, None));
+        };
+        let external = self.message.is_some();
+        match header.opcode {
+            OpCode::Text if !external => whole(self.step(buf)),
+            op if op.is_control() => whole(self.step(buf)),
+            OpCode::Continuation if !external => Err(Violation::protocol(
+                "continuation frame without a message to continue",
+            )),
+            OpCode::Text | OpCode::Binary if external => Err(Violation::protocol(
+                "new message started before the previous one ended",
+            )),
+            _ => {
+                self.message = (!header.fin).then(|| Message {
+                    text: false,
+                    data: Vec::new(),
+                    utf8: Utf8Cursor::default(),
+                    remaining: 0,
+                    fin: false,
+                    external: true,
+                });
+                let head = Head::Data {
+                    len: header.payload_len,
+                    fin: header.fin,
+                };
+                Ok((header.len, Some(head)))
+            }
+        }
     }
 
     /// Memory held for the message being assembled, for the tests' bound checks.
@@ -232,6 +306,7 @@ impl Decoder {
                     utf8: Utf8Cursor::default(),
                     remaining: len,
                     fin: header.fin,
+                    external: false,
                 });
                 Ok(())
             }

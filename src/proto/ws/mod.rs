@@ -23,7 +23,8 @@ mod utf8;
 mod tests;
 
 pub use decode::{
-    Decoder, Event, Violation, CLOSE_INVALID_PAYLOAD, CLOSE_MESSAGE_TOO_BIG, CLOSE_PROTOCOL_ERROR,
+    Decoder, Event, Head, Violation, CLOSE_INVALID_PAYLOAD, CLOSE_MESSAGE_TOO_BIG,
+    CLOSE_PROTOCOL_ERROR,
 };
 pub use frame::{encode_close, encode_frame, is_valid_close_code, OpCode, MAX_CONTROL_PAYLOAD};
 pub use handshake::{ClientHandshake, HandshakeError, MAX_HEAD, MAX_HEADERS};

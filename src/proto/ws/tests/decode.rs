@@ -353,3 +353,32 @@ fn fragmented_buffer_stays_within_limit() {
         assert!(n > 0);
     }
 }
+
+#[test]
+fn head_only_decoding_leaves_binary_payloads_to_the_caller() {
+    use crate::proto::ws::Head;
+    // Binary "ab" (not fin), a ping, text "hi", then a continuation "cd" (fin).
+    let mut input = vec![0x02, 0x02, b'a', b'b', 0x89, 0x01, b'p'];
+    input.extend_from_slice(&[0x80, 0x02, b'c', b'd']);
+    let mut dec = Decoder::new(1);
+    let data = |len, fin| Ok((2, Some(Head::Data { len, fin })));
+    assert_eq!(dec.decode_head(&input), data(2, false));
+    // The caller moved "ab"; the ping between the frames is decoded whole.
+    assert_eq!(
+        dec.decode_head(&input[4..]),
+        Ok((3, Some(Head::Event(Event::Ping(b"p".to_vec())))))
+    );
+    assert_eq!(dec.decode_head(&input[7..]), data(2, true));
+    // A text message is read whole, and a continuation with nothing open is an error.
+    let mut dec = Decoder::new(16);
+    assert_eq!(
+        dec.decode_head(&[0x81, 0x02, b'h', b'i']),
+        Ok((4, Some(Head::Event(text("hi")))))
+    );
+    assert_eq!(dec.decode_head(&[0x81]), Ok((0, None)));
+    assert_eq!(dec.decode_head(&[0x80, 0x00]).unwrap_err().code, 1002);
+    // A new message inside a binary one is an error too.
+    let mut dec = Decoder::new(16);
+    assert_eq!(dec.decode_head(&[0x02, 0x00]), data(0, false));
+    assert_eq!(dec.decode_head(&[0x82, 0x00]).unwrap_err().code, 1002);
+}
