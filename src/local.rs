@@ -93,6 +93,7 @@ fn prepare(args: &RunArgs) -> Result<(Setup, String), String> {
             journal: Some(workdir.join("journal.db")),
             new_task: true,
             data_timeout: Duration::from_secs(600),
+            payload_signing: args.payload_signing,
             concurrency: crate::data::engine::Settings::default_concurrency(),
             live_progress: std::io::stdout().is_terminal(),
             upload_while_running: args.upload_while_running,

@@ -3,6 +3,7 @@ use libfuzzer_sys::fuzz_target;
 use sidewire::proto::http::{
     Collector, Event, HttpError, Limits, Response, ResponseHead, ResponseParser,
 };
+use sidewire::proto::s3::checksum::{from_header, object_crc, to_header, CrcSource};
 
 const LIMITS: Limits = Limits {
     max_head: 4096,
@@ -23,6 +24,18 @@ enum Item {
     Failed(HttpError),
     /// What `eof` said once all input was read.
     Eof(Option<bool>),
+}
+
+/// The object checksum a download reads from a GET's answer: never a panic; the store's
+/// own checksum counts only for an answer holding the whole object, so a range's answer
+/// states at most the metadata.
+fn check_object_crc(head: &ResponseHead) {
+    let whole = object_crc(head, true);
+    let range = object_crc(head, false);
+    assert!(range.is_none_or(|(_, from)| from == CrcSource::Metadata));
+    if let Some((crc, _)) = whole {
+        assert_eq!(from_header(&to_header(crc)), Some(crc));
+    }
 }
 
 fn push(items: &mut Vec<Item>, item: Item) {
@@ -52,6 +65,7 @@ fn pump(parser: &mut ResponseParser, buf: &mut Vec<u8>, items: &mut Vec<Item>) -
                     }
                     Some(Event::Head(head)) => {
                         assert!(head.status >= 100 && head.headers.len() <= LIMITS.max_headers);
+                        check_object_crc(&head);
                         push(items, Item::Head(head));
                         false
                     }

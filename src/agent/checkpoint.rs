@@ -276,6 +276,7 @@ impl Checkpoints {
                 journal: self.journal.clone(),
                 concurrency: Settings::default_concurrency(),
                 data_timeout: Duration::from_secs(600),
+                payload_signing: Default::default(),
                 live_progress: false,
             };
             self.plane = Some(DataPlane::start(settings, self.waker.clone())?);

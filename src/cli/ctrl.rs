@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::goflag::{self, FlagDef, FlagError, FlagKind};
+use crate::proto::s3::PayloadSigning;
 
 /// The sidecar's settings, typed and normalised.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +48,8 @@ pub struct CtrlArgs {
     pub session_idle_timeout: Duration,
     pub udp_idle_timeout: Duration,
     pub data_timeout: Duration,
+    /// Whether S3 uploads sign their bodies' SHA-256.
+    pub payload_signing: PayloadSigning,
     /// At least 1 ms.
     pub logs_period: Duration,
     /// Log queue capacity in messages, at least 1. Callers must not
@@ -109,6 +112,7 @@ impl CtrlArgs {
         FlagDef::new("logsSpillBytes", FlagKind::Int, "268435456", "Journal bytes for log lines kept while the service is away; 0 = drop them."),
         FlagDef::new("journal", FlagKind::Str, "/osmo/data/.sidewire/journal.db", "Transfer journal on the shared data volume; empty for none."),
         FlagDef::new("dataConcurrency", FlagKind::Int, "0", "Requests in flight per transfer; 0 = 4 per CPU_COUNT."),
+        FlagDef::new("payloadSigning", FlagKind::Str, "auto", PAYLOAD_SIGNING_HELP),
         FlagDef::new("uploadWhileRunning", FlagKind::Int, "0", "Seconds an output file must be unchanged to upload it while the command runs; 0 = off (needs the journal)."),
         FlagDef::new("drainTimeout", FlagKind::Int, DRAIN_TIMEOUT_DEFAULT, DRAIN_TIMEOUT_HELP),
         FlagDef::new("maxSessions", FlagKind::Int, "256", "Exec shells, forwarded connections and control links open at once; past it new ones are refused with a close reason."),
@@ -154,6 +158,7 @@ impl CtrlArgs {
             logs_spill_bytes: u64::try_from(p.int("logsSpillBytes")).unwrap_or(0),
             journal: p.str("journal").into(),
             data_concurrency: usize::try_from(p.int("dataConcurrency")).unwrap_or(0),
+            payload_signing: payload_signing(p.str("payloadSigning"))?,
             upload_while_running: goflag::seconds(p.int("uploadWhileRunning")),
             drain_timeout: goflag::seconds(p.int("drainTimeout")),
             max_sessions: goflag::count_at_least_one(p.int("maxSessions")),
@@ -183,6 +188,15 @@ impl CtrlArgs {
             percent_encode(&self.retry_id),
         )
     }
+}
+
+/// `-payloadSigning` (ctrl's and `sidewire run`'s).
+pub const PAYLOAD_SIGNING_HELP: &str = "S3 uploads sign the body's SHA-256: auto (over plain HTTP only; over TLS the CRC64NVME checksum covers the bytes), signed or unsigned.";
+
+/// Reads `-payloadSigning`.
+pub fn payload_signing(value: &str) -> Result<PayloadSigning, FlagError> {
+    let name = one_of("-payloadSigning", value, &PayloadSigning::NAMES)?;
+    Ok(PayloadSigning::parse(&name).unwrap_or_default())
 }
 
 fn one_of(flag: &str, value: &str, allowed: &[&str]) -> Result<String, FlagError> {

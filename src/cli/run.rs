@@ -3,8 +3,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::ctrl::DRAIN_TIMEOUT_DEFAULT;
+use super::ctrl::{payload_signing, DRAIN_TIMEOUT_DEFAULT, PAYLOAD_SIGNING_HELP};
 use super::goflag::{self, FlagDef, FlagError, FlagKind};
+use crate::proto::s3::PayloadSigning;
 
 /// Shown when the command is missing.
 const SYNOPSIS: &str = "sidewire run [flags] [--] COMMAND [ARG...]";
@@ -30,6 +31,8 @@ pub struct RunArgs {
     pub upload_while_running: Duration,
     /// After SIGTERM or SIGINT, how long the run goes on uploading outputs (`-drainTimeout`).
     pub drain_timeout: Duration,
+    /// Whether S3 uploads sign their bodies' SHA-256 (`-payloadSigning`).
+    pub payload_signing: PayloadSigning,
     /// The program and its arguments; never empty.
     pub command: Vec<String>,
 }
@@ -46,6 +49,7 @@ impl RunArgs {
         FlagDef::new("logsPeriod", FlagKind::Int, "100", "Milliseconds between log flushes."),
         FlagDef::new("name", FlagKind::Str, "task", "Task name."),
         FlagDef::new("uploadWhileRunning", FlagKind::Int, "0", "Seconds an output file must be unchanged to upload it while the command runs; 0 = off."),
+        FlagDef::new("payloadSigning", FlagKind::Str, "auto", PAYLOAD_SIGNING_HELP),
         FlagDef::new("drainTimeout", FlagKind::Int, DRAIN_TIMEOUT_DEFAULT, "Seconds the run goes on after SIGTERM or SIGINT (passed to the command) to upload outputs; a second signal exits at once."),
     ];
 
@@ -66,6 +70,7 @@ impl RunArgs {
             name: p.str("name").to_owned(),
             upload_while_running: goflag::seconds(p.int("uploadWhileRunning")),
             drain_timeout: goflag::seconds(p.int("drainTimeout")),
+            payload_signing: payload_signing(p.str("payloadSigning"))?,
             command: p.positional().to_vec(),
         })
     }

@@ -11,6 +11,7 @@ use crate::data::engine::{Summary, Work};
 use crate::data::journal::Direction;
 use crate::data::store::CredentialSource;
 use crate::proto::osmo::{GroupMetric, GroupMetricKind, TaskIoMetric};
+use crate::proto::s3::PayloadSigning;
 use crate::proto::spec::{self, InputSpec, OutputSpec};
 
 /// Where a data phase's settings come from (ctrl's flags, or `sidewire run`'s).
@@ -25,6 +26,8 @@ pub struct DataConfig {
     /// forget them. A pod's ctrl keeps them: its restart is the same task.
     pub new_task: bool,
     pub data_timeout: Duration,
+    /// Whether S3 uploads sign their bodies' SHA-256 (`-payloadSigning`).
+    pub payload_signing: PayloadSigning,
     pub concurrency: usize,
     /// A live status line per transfer instead of progress log lines (`sidewire run`
     /// with a terminal on stdout).

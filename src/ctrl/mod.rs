@@ -55,6 +55,7 @@ pub fn main(args: CtrlArgs) -> i32 {
             journal: journal_path(&args.journal),
             new_task: false,
             data_timeout: args.data_timeout,
+            payload_signing: args.payload_signing,
             concurrency: match args.data_concurrency {
                 0 => crate::data::engine::Settings::default_concurrency(),
                 n => n,

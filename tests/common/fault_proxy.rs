@@ -1,7 +1,7 @@
 //! An HTTP/1.1 proxy that sits in front of the S3 test server (`tests/common/s3_server.rs`) and breaks
 //! chosen exchanges on purpose: S3 error answers (503 SlowDown, 500 InternalError),
 //! connection resets before or after the upstream did the work, truncated, stalled or
-//! corrupted response bodies. Client connections are kept alive across requests; each
+//! corrupted response or request bodies. Client connections are kept alive across requests; each
 //! request goes to upstream on a fresh connection. Bodies are streamed (by
 //! Content-Length or chunked framing), never buffered whole. Every request is logged
 //! with what happened to it, so a test can count requests or look for repeats.
@@ -44,6 +44,9 @@ pub enum Fault {
     StallBody(u64, Duration),
     /// Flip the lowest bit of body byte K (if the body is that long).
     CorruptByte(u64),
+    /// Flip the lowest bit of request body byte K on its way to upstream (if the body is
+    /// that long): bytes damaged between the client and the store.
+    CorruptRequestByte(u64),
 }
 
 #[derive(Clone, Debug)]
@@ -180,9 +183,19 @@ pub struct Exchange {
     pub forwarded: bool,
     /// Status the client was sent (`None`: reset or failed before a response head).
     pub status: Option<u16>,
+    /// The request's headers as the client sent them.
+    pub headers: Vec<(String, String)>,
 }
 
 impl Exchange {
+    /// The value of request header `name` (any case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
     /// `(upload id, part number)` when this is an UploadPart request.
     pub fn upload_part(&self) -> Option<(String, u32)> {
         if self.method != "PUT" {
@@ -618,6 +631,11 @@ fn record(
         fault: fault.clone(),
         forwarded,
         status,
+        headers: head
+            .headers
+            .iter()
+            .map(|(n, v)| (n.clone(), String::from_utf8_lossy(v).into_owned()))
+            .collect(),
     });
 }
 
@@ -718,11 +736,18 @@ fn serve_exchange(
     if expects_continue {
         client.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
     }
+    let request_effect = BodyEffect {
+        corrupt_at: match fault {
+            Some(Fault::CorruptRequestByte(k)) => Some(k),
+            _ => None,
+        },
+        ..BodyEffect::default()
+    };
     relay_body(
         reader,
         &mut up_writer,
         &framing,
-        &BodyEffect::default(),
+        &request_effect,
         &shared.closing,
     )?;
     up_writer.flush()?;

@@ -36,8 +36,20 @@ pub fn write_profile(workdir: &Path, profile: &str, endpoint: &str, secret: &str
 
 /// `sidewire run` in `workdir` with the given `-input`/`-output` specs, running `cmd`.
 pub fn run(workdir: &Path, inputs: &[String], outputs: &[String], cmd: &[&str]) -> Output {
+    run_with(workdir, &[], inputs, outputs, cmd)
+}
+
+/// [`run`] with more flags (`-payloadSigning=unsigned`, ...) before the specs.
+pub fn run_with(
+    workdir: &Path,
+    flags: &[&str],
+    inputs: &[String],
+    outputs: &[String],
+    cmd: &[&str],
+) -> Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_sidewire"));
     c.arg("run").arg(format!("-workdir={}", workdir.display()));
+    c.args(flags);
     for i in inputs {
         c.arg(format!("-input={i}"));
     }

@@ -91,8 +91,10 @@ fn keeps_client_connections_alive_and_logs_each_request() {
             fault: None,
             forwarded: true,
             status: Some(403),
+            headers: log[2].headers.clone(),
         }
     );
+    assert_eq!(log[2].header("HOST"), Some("127.0.0.1"), "{:?}", log[2]);
 }
 
 #[test]

@@ -9,6 +9,7 @@ use super::super::goflag::FlagError;
 use super::super::init::InitArgs;
 use super::super::run::RunArgs;
 use super::{args, is_bad_value, sp};
+use crate::proto::s3::PayloadSigning;
 
 #[test]
 fn ctrl_defaults() {
@@ -24,7 +25,8 @@ fn ctrl_defaults() {
         output_path: String::new(), metadata_file: PathBuf::new(), download_type: "download".into(),
         cache_size: 0, timeout: Duration::from_secs(60 * 60),
         unix_timeout: Duration::from_secs(120 * 60), exec_timeout: Duration::from_secs(5 * 60),
-        data_timeout: Duration::from_secs(10 * 60), logs_period: Duration::from_millis(100),
+        data_timeout: Duration::from_secs(10 * 60), payload_signing: PayloadSigning::Auto,
+        logs_period: Duration::from_millis(100),
         logs_buffer_size: 10000, logs_buffer_bytes: 67_108_864, logs_spill_bytes: 268_435_456,
         journal: "/osmo/data/.sidewire/journal.db".into(), data_concurrency: 0,
         upload_while_running: Duration::ZERO, drain_timeout: Duration::from_secs(25),
@@ -206,6 +208,30 @@ fn run_parses_flags_and_command() {
     assert_eq!(r.store_url(), "s3://bucket/p");
     let r = RunArgs::parse(&args(&["-uploadWhileRunning=30", "true"])).unwrap();
     assert_eq!(r.upload_while_running, Duration::from_secs(30));
+    assert_eq!(r.payload_signing, PayloadSigning::Auto);
+}
+
+#[test]
+fn payload_signing_takes_its_three_names_on_run_and_ctrl() {
+    for (name, want) in [
+        ("auto", PayloadSigning::Auto),
+        ("signed", PayloadSigning::Signed),
+        ("unsigned", PayloadSigning::Unsigned),
+    ] {
+        let flag = format!("-payloadSigning={name}");
+        let r = RunArgs::parse(&args(&[&flag, "true"])).unwrap();
+        assert_eq!(r.payload_signing, want);
+        assert_eq!(
+            CtrlArgs::parse(&args(&[&flag])).unwrap().payload_signing,
+            want
+        );
+    }
+    let e = RunArgs::parse(&args(&["-payloadSigning=yes", "true"])).unwrap_err();
+    assert!(is_bad_value(&e, "-payloadSigning", "yes"), "{e:?}");
+    assert!(e.to_string().contains("auto, signed, unsigned"), "{e}");
+    // Over TLS only `auto` leaves the payload unsigned; over plain HTTP it signs.
+    assert!(!PayloadSigning::Auto.signs(true) && PayloadSigning::Auto.signs(false));
+    assert!(PayloadSigning::Signed.signs(true) && !PayloadSigning::Unsigned.signs(false));
 }
 
 #[test]

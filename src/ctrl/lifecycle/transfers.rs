@@ -92,6 +92,7 @@ impl Ctrl {
                 journal: cfg.journal.clone(),
                 concurrency: cfg.concurrency,
                 data_timeout: cfg.data_timeout,
+                payload_signing: cfg.payload_signing,
                 live_progress: cfg.live_progress,
             };
             match DataPlane::start(settings, self.data_waker.clone()) {

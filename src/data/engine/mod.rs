@@ -26,6 +26,7 @@ use crate::ctrl::exit::{ExitCode, Failure};
 use crate::net::http_pool::HttpPool;
 use crate::net::NetCtx;
 use crate::proto::osmo::IoType;
+use crate::proto::s3::PayloadSigning;
 use folder_job::FolderJob;
 use s3_job::S3Job;
 
@@ -133,6 +134,8 @@ pub struct Settings {
     pub concurrency: usize,
     /// A request with no progress for this long is retried.
     pub data_timeout: Duration,
+    /// Whether S3 uploads sign their bodies' SHA-256.
+    pub payload_signing: PayloadSigning,
     /// A live status line ([`Report::Status`], every 250 ms) instead of a progress log
     /// line every 5 s: `sidewire run` on a terminal.
     pub live_progress: bool,
@@ -239,9 +242,10 @@ pub(crate) struct Shared {
     pub poll: Poll,
     pub net: NetCtx,
     pub pool: HttpPool,
-    pub workers: Workers<std::io::Result<String>>,
+    pub workers: Workers<std::io::Result<s3_job::Worked>>,
     pub journal: Option<Journal>,
     pub data_timeout: Duration,
+    pub payload_signing: PayloadSigning,
     /// Requests in flight at once (and files open at once).
     pub concurrency: usize,
     outbox: Outbox,
@@ -309,6 +313,7 @@ impl Engine {
                 workers,
                 journal,
                 data_timeout: settings.data_timeout,
+                payload_signing: settings.payload_signing,
                 concurrency: settings.concurrency.max(1),
                 outbox,
             },

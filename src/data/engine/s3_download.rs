@@ -10,7 +10,7 @@
 mod finish;
 mod listing;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -25,6 +25,7 @@ use crate::data::plan;
 use crate::net::http_pool::{PoolResponse, ResponseSink};
 use crate::proto::http::parse_content_range;
 use crate::proto::s3;
+use crate::proto::s3::checksum::{object_crc, CrcSource};
 use crate::proto::s3::Request;
 use crate::sys::dest_dir::DestDir;
 
@@ -71,6 +72,14 @@ pub struct DownFile {
     file: Arc<File>,
     ranges_todo: VecDeque<(u64, u64)>,
     busy: usize,
+    /// The whole object's CRC64NVME as the answers state it (see [`s3::checksum::object_crc`]).
+    object_crc: Option<(u64, CrcSource)>,
+    /// The CRC64NVME of each range fetched by this ctrl, by offset: `(len, crc)`. Combined,
+    /// they give the file's without reading it again.
+    range_crcs: BTreeMap<u64, (u64, u64)>,
+    /// The file failed its check once and is being fetched again; a second failure fails
+    /// the transfer.
+    refetched: bool,
 }
 
 impl Listed {
@@ -275,6 +284,9 @@ impl S3Job {
                 file: Arc::new(file),
                 ranges_todo: todo.into(),
                 busy: 0,
+                object_crc: None,
+                range_crcs: BTreeMap::new(),
+                refetched: false,
             },
         );
         if whole {
@@ -375,9 +387,14 @@ impl S3Job {
             }
             f.seen_etag = Some(answered);
         }
-        if etag_is_not_md5(&resp.head) {
-            if let Some(f) = self.download().active.get_mut(&file) {
-                f.etag_not_md5 = true;
+        if let Some(f) = self.download().active.get_mut(&file) {
+            f.etag_not_md5 |= etag_is_not_md5(&resp.head);
+            // The store's own checksum outranks the metadata, whichever answer states it.
+            match object_crc(&resp.head, whole) {
+                Some(stated) if f.object_crc.is_none() || stated.1 == CrcSource::Store => {
+                    f.object_crc = Some(stated)
+                }
+                _ => {}
             }
         }
         if resp.written != len {
@@ -401,6 +418,7 @@ impl S3Job {
             return;
         };
         download.drop_behind.written(&f.file, offset, len);
+        f.range_crcs.insert(offset, (len, resp.written_crc64nvme));
         f.busy -= 1;
         if f.ranges_todo.is_empty() && f.busy == 0 {
             self.verify(sh, file);
@@ -424,7 +442,7 @@ impl S3Job {
         };
         let last = offset + len.max(1) - 1;
         (
-            s3::get_object(&self.target, key, Some((offset, last)), None),
+            s3::get_object(&self.target, key, Some((offset, last)), None).with_checksum_mode(),
             sink,
         )
     }

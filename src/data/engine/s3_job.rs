@@ -20,7 +20,7 @@ use crate::reactor::Timers;
 mod payload;
 mod retry;
 
-pub use payload::hash_file_range;
+pub use payload::{digest_file_range, sum_file, FileSums, PayloadDigest, Worked};
 
 /// Attempts per request before the transfer fails.
 pub const MAX_ATTEMPTS: u32 = 8;
@@ -65,6 +65,10 @@ pub enum Purpose {
     Verify {
         file: usize,
     },
+    /// A multipart file's CRCs on a worker thread, before its upload is created.
+    Sum {
+        file: usize,
+    },
     /// AbortMultipartUpload of an upload given up on (see `s3_upload::abort`).
     Abort {
         key: String,
@@ -75,8 +79,8 @@ pub enum Purpose {
 pub struct Op {
     pub purpose: Purpose,
     pub attempts: u32,
-    /// SHA-256 of the body, once computed (bodies read from files are hashed on a worker).
-    pub payload_hash: Option<String>,
+    /// The body's checksums, once computed (bodies read from files are read on a worker).
+    pub payload: Option<PayloadDigest>,
     pub last_error: String,
 }
 
@@ -183,7 +187,7 @@ impl S3Job {
             Op {
                 purpose,
                 attempts: 0,
-                payload_hash: None,
+                payload: None,
                 last_error: String::new(),
             },
         );
@@ -280,25 +284,39 @@ impl S3Job {
         }
     }
 
-    /// Sends op `id`, or has its body hashed first.
+    /// Sends op `id`, or has its body read on a worker first.
     fn send(&mut self, sh: &mut Shared, id: u64, _now: Instant) {
         let Some(op) = self.ops.get(&id) else { return };
         let purpose = op.purpose.clone();
         let body = self.body_of(&purpose);
-        let hash = match (&body, &op.payload_hash) {
-            (_, Some(h)) => h.clone(),
-            (RequestBody::None, None) => s3::EMPTY_SHA256.to_string(),
-            (RequestBody::Bytes(b), None) => s3::sha256_hex(b),
+        let (payload_hash, body_crc) = match (&body, &op.payload) {
+            (RequestBody::None, _) => (s3::EMPTY_SHA256.to_string(), None),
+            (RequestBody::Bytes(b), _) => (s3::sha256_hex(b), None),
+            (RequestBody::File { .. }, Some(digest)) => (
+                digest
+                    .sha256_hex
+                    .clone()
+                    .unwrap_or_else(|| s3::UNSIGNED_PAYLOAD.to_string()),
+                Some(digest.crc64nvme),
+            ),
             (RequestBody::File { file, offset, len }, None) => {
-                let (file, offset, len) = (file.clone(), *offset, *len);
-                sh.workers
-                    .submit(id, move || hash_file_range(&file, offset, len));
-                self.hashing.insert(id);
-                return;
+                let sign = sh.payload_signing.signs(self.target.tls);
+                match self.known_crc(&purpose) {
+                    // A part whose CRC the file's sums pass gave: nothing to read.
+                    Some(crc) if !sign => (s3::UNSIGNED_PAYLOAD.to_string(), Some(crc)),
+                    _ => {
+                        let (file, offset, len) = (file.clone(), *offset, *len);
+                        sh.workers.submit(id, move || {
+                            digest_file_range(&file, offset, len, sign).map(Worked::Payload)
+                        });
+                        self.hashing.insert(id);
+                        return;
+                    }
+                }
             }
         };
-        let (mut request, sink) = self.request_of(&purpose);
-        request.sign(&self.target, &self.creds, &hash, SystemTime::now());
+        let (mut request, sink) = self.request_of(&purpose, body_crc);
+        request.sign(&self.target, &self.creds, &payload_hash, SystemTime::now());
         let http_body = match &body {
             RequestBody::None => Body::None,
             RequestBody::Bytes(b) => Body::Bytes(b),
@@ -332,25 +350,25 @@ impl S3Job {
         &mut self,
         sh: &mut Shared,
         id: u64,
-        result: std::io::Result<String>,
+        result: std::io::Result<Worked>,
         now: Instant,
     ) {
         if !self.hashing.remove(&id) {
             return; // cancelled
         }
-        if let Some(Purpose::Verify { .. }) = self.ops.get(&id).map(|o| &o.purpose) {
-            return self.on_verified(sh, id, result);
-        }
-        {
-            match result {
-                Ok(hash) => {
-                    if let Some(op) = self.ops.get_mut(&id) {
-                        op.payload_hash = Some(hash);
-                        self.send(sh, id, now);
-                    }
+        match result {
+            Ok(Worked::Verified) => self.on_verified(sh, id, Ok(())),
+            Ok(Worked::Sums(sums)) => self.on_summed(sh, id, sums),
+            Ok(Worked::Payload(digest)) => {
+                if let Some(op) = self.ops.get_mut(&id) {
+                    op.payload = Some(digest);
+                    self.send(sh, id, now);
                 }
-                Err(e) => self.fail(format!("Cannot read {}: {e}", self.describe(id))),
             }
+            Err(e) => match self.ops.get(&id).map(|o| &o.purpose) {
+                Some(Purpose::Verify { .. }) => self.on_verified(sh, id, Err(e)),
+                _ => self.fail(format!("Cannot read {}: {e}", self.describe(id))),
+            },
         }
     }
 
@@ -383,8 +401,21 @@ impl S3Job {
                     Some(e) => format!("HTTP {status} {}: {}", e.code, e.message),
                     None => format!("HTTP {status}"),
                 };
-                if status >= 500 || status == 429 || status == 408 {
+                let damaged = error.as_ref().is_some_and(|e| {
+                    matches!(e.code.as_str(), "BadDigest" | "XAmzContentSHA256Mismatch")
+                });
+                if status >= 500 || status == 429 || status == 408 || damaged {
+                    // A body the store found damaged on the way is sent again, like a 5xx.
                     detail
+                } else if let (Purpose::Create { file }, 400 | 501) = (&purpose, status) {
+                    // A store that does not take the CRC64NVME declaration.
+                    let (file, what) = (*file, self.describe(id));
+                    self.ops.remove(&id);
+                    return self.create_without_checksums(
+                        sh,
+                        file,
+                        format!("{what} failed: {detail}"),
+                    );
                 } else if matches!(purpose, Purpose::Check { .. }) && status == 404 {
                     // A completion may still be assembling the object.
                     self.ops.remove(&id);

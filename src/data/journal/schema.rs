@@ -6,8 +6,9 @@ use rusqlite::{OptionalExtension, Transaction, TransactionBehavior};
 use super::{Journal, JournalError};
 
 /// The schema this code writes. Bump it (and add a migration step in `prepare`) when a
-/// table changes. Version 2 added `download_part` and `abandoned_upload`.
-pub(super) const VERSION: i64 = 2;
+/// table changes. Version 2 added `download_part` and `abandoned_upload`, version 3 the
+/// whole file's CRC64NVME to `multipart`.
+pub(super) const VERSION: i64 = 3;
 
 /// The table that marks a database as a sidewire journal and holds its schema version.
 const VERSION_TABLE: &str = "sidewire_journal";
@@ -94,6 +95,11 @@ CREATE TABLE abandoned_upload (
 ) WITHOUT ROWID;
 ";
 
+/// Version 3: a multipart upload keeps the whole file's CRC64NVME (in its header form,
+/// base64 of eight bytes), computed before the upload was created, so a resumed upload
+/// completes with the same checksum it declared. Uploads recorded before have none.
+const ADDED_IN_3: &str = "ALTER TABLE multipart ADD COLUMN crc64nvme TEXT;";
+
 /// Creates the schema in an empty database, or checks the version of an existing one.
 /// Runs in one transaction: a kill during creation leaves an empty database.
 pub(super) fn prepare(journal: &Journal) -> Result<(), JournalError> {
@@ -110,6 +116,7 @@ pub(super) fn prepare(journal: &Journal) -> Result<(), JournalError> {
     if tables == 0 {
         tx.execute_batch(CREATE).map_err(step)?;
         tx.execute_batch(ADDED_IN_2).map_err(step)?;
+        tx.execute_batch(ADDED_IN_3).map_err(step)?;
         tx.execute(
             "INSERT INTO sidewire_journal (version) VALUES (?1)",
             [VERSION],
@@ -129,8 +136,11 @@ pub(super) fn prepare(journal: &Journal) -> Result<(), JournalError> {
             supported: VERSION,
         }),
         Some(VERSION) => Ok(()),
-        Some(1) => {
-            tx.execute_batch(ADDED_IN_2).map_err(step)?;
+        Some(found @ (1 | 2)) => {
+            if found < 2 {
+                tx.execute_batch(ADDED_IN_2).map_err(step)?;
+            }
+            tx.execute_batch(ADDED_IN_3).map_err(step)?;
             tx.execute("UPDATE sidewire_journal SET version = ?1", [VERSION])
                 .map_err(step)?;
             tx.commit().map_err(step)

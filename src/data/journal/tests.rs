@@ -31,9 +31,13 @@ impl Drop for TestDir {
     }
 }
 
+/// Turns a journal back into what version 2 wrote.
+const BACK_TO_VERSION_2: &str =
+    "ALTER TABLE multipart DROP COLUMN crc64nvme; UPDATE sidewire_journal SET version = 2;";
+
 /// Turns a journal back into what version 1 wrote.
-const BACK_TO_VERSION_1: &str =
-    "DROP TABLE download_part; DROP TABLE abandoned_upload; UPDATE sidewire_journal SET version = 1;";
+const BACK_TO_VERSION_1: &str = "ALTER TABLE multipart DROP COLUMN crc64nvme; \
+     DROP TABLE download_part; DROP TABLE abandoned_upload; UPDATE sidewire_journal SET version = 1;";
 
 fn upload(size: u64) -> MultipartRecord {
     MultipartRecord {
@@ -41,6 +45,8 @@ fn upload(size: u64) -> MultipartRecord {
         part_size: 8 << 20,
         size,
         mtime_ns: 1_700_000_000_123_456_789,
+        // Above i64::MAX, which an INTEGER column could not hold.
+        crc64nvme: Some(0xfedc_ba98_7654_3210),
     }
 }
 
@@ -235,13 +241,39 @@ fn a_version_1_journal_gains_the_abandoned_uploads_and_keeps_its_records() {
     drop(conn);
     let j = Journal::open(&path).unwrap();
     let t = j.transfer(Direction::Upload, "spec").unwrap();
-    assert_eq!(j.multipart(t, "f").unwrap(), Some(upload(30)));
+    let unchecked = MultipartRecord {
+        crc64nvme: None,
+        ..upload(30)
+    };
+    assert_eq!(j.multipart(t, "f").unwrap(), Some(unchecked));
     let gone = AbandonedUpload {
         key: "k".into(),
         upload_id: "upload-1".into(),
     };
     j.abandon_multipart(t, "f", &gone).unwrap();
     assert_eq!(j.abandoned_uploads(t).unwrap(), vec![gone]);
+}
+
+#[test]
+fn a_version_2_upload_comes_back_without_a_checksum_and_new_ones_keep_theirs() {
+    let dir = TestDir::new("v2");
+    let path = dir.journal_path();
+    {
+        let j = Journal::open(&path).unwrap();
+        let t = j.transfer(Direction::Upload, "spec").unwrap();
+        j.start_multipart(t, "old", &upload(30)).unwrap();
+        j.record_part(t, "old", 1, "e1", 8 << 20).unwrap();
+    }
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(BACK_TO_VERSION_2).unwrap();
+    drop(conn);
+    let j = Journal::open(&path).unwrap();
+    let t = j.transfer(Direction::Upload, "spec").unwrap();
+    let old = j.multipart(t, "old").unwrap().unwrap();
+    assert_eq!((old.upload_id.as_str(), old.crc64nvme), ("upload-1", None));
+    assert_eq!(j.parts(t, "old").unwrap().len(), 1);
+    j.start_multipart(t, "new", &upload(40)).unwrap();
+    assert_eq!(j.multipart(t, "new").unwrap(), Some(upload(40)));
 }
 
 #[test]

@@ -3,6 +3,7 @@
 use rusqlite::OptionalExtension;
 
 use super::{Journal, JournalError};
+use crate::proto::s3::checksum;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
@@ -46,6 +47,10 @@ pub struct MultipartRecord {
     pub part_size: u64,
     pub size: u64,
     pub mtime_ns: i64,
+    /// The whole file's CRC64NVME, computed before the upload was created and declared
+    /// to the store with it; `None` for an upload created without checksums (by a
+    /// sidewire before schema 3, or for a store that refused the declaration).
+    pub crc64nvme: Option<u64>,
 }
 
 /// A part the store acknowledged.
@@ -149,16 +154,19 @@ impl Journal {
     ) -> Result<Option<MultipartRecord>, JournalError> {
         self.conn
             .prepare_cached(
-                "SELECT upload_id, part_size, size, mtime_ns FROM multipart
+                "SELECT upload_id, part_size, size, mtime_ns, crc64nvme FROM multipart
                  WHERE transfer = ?1 AND path = ?2",
             )
             .and_then(|mut stmt| {
                 stmt.query_row((t.0, rel_path), |r| {
+                    // Kept in its header form: SQLite integers stop at i64::MAX.
+                    let crc: Option<String> = r.get(4)?;
                     Ok(MultipartRecord {
                         upload_id: r.get(0)?,
                         part_size: r.get(1)?,
                         size: r.get(2)?,
                         mtime_ns: r.get(3)?,
+                        crc64nvme: crc.as_deref().and_then(checksum::from_header),
                     })
                 })
                 .optional()
@@ -180,8 +188,9 @@ impl Journal {
                 tx.prepare_cached("DELETE FROM multipart WHERE transfer = ?1 AND path = ?2")?
                     .execute((t.0, rel_path))?;
                 tx.prepare_cached(
-                    "INSERT INTO multipart (transfer, path, upload_id, part_size, size, mtime_ns)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    "INSERT INTO multipart
+                     (transfer, path, upload_id, part_size, size, mtime_ns, crc64nvme)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 )?
                 .execute((
                     t.0,
@@ -190,6 +199,7 @@ impl Journal {
                     upload.part_size,
                     upload.size,
                     upload.mtime_ns,
+                    upload.crc64nvme.map(checksum::to_header),
                 ))
                 .map(drop)
             },

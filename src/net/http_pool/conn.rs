@@ -17,6 +17,7 @@ use crate::net::connect::{Connector, Progress};
 use crate::net::transport::Transport;
 use crate::net::{Endpoint, NetCtx};
 use crate::proto::http::{Event, HttpError, Limits, ResponseHead, ResponseParser};
+use crate::proto::s3::checksum::Crc64Nvme;
 
 /// The read buffer, and the staging buffer of a file body sent over TLS.
 const BUF_SIZE: usize = 256 * 1024;
@@ -288,6 +289,9 @@ struct Exchange {
     sink: Sink,
     body: Vec<u8>,
     written: u64,
+    /// CRC64NVME of the bytes written to a file sink, taken on the way (the bytes are in
+    /// the cache already), so a download needs no second pass to check them.
+    written_crc: Crc64Nvme,
     last_progress: Instant,
     /// The last drive stopped at its byte budget rather than at `WouldBlock`.
     budget_spent: bool,
@@ -311,6 +315,7 @@ impl Exchange {
             sink: Sink::Memory { max: 0 },
             body: Vec::new(),
             written: 0,
+            written_crc: Crc64Nvme::default(),
             last_progress: now,
             budget_spent: false,
         }
@@ -322,6 +327,7 @@ impl Exchange {
                 head,
                 body: self.body,
                 written: self.written,
+                written_crc64nvme: self.written_crc.value(),
             }),
             None => Err(self.http(HttpError::Malformed(
                 "response ended before its head".to_string(),
@@ -597,6 +603,7 @@ impl Exchange {
                     PoolError::File(format!("writing the response body at offset {at}: {e}"))
                 })?;
                 self.written += len;
+                self.written_crc.update(data);
             }
         }
         Ok(())

@@ -103,6 +103,8 @@ pub struct PoolResponse {
     pub body: Vec<u8>,
     /// Bytes written to a file sink.
     pub written: u64,
+    /// The CRC64NVME of those bytes.
+    pub written_crc64nvme: u64,
 }
 
 /// Why a request failed. [`PoolError::is_retryable`] says whether sending it again

@@ -6,6 +6,7 @@
 //! as an HTTP/1.1 head by [`crate::proto::http::write_request`]; answers are
 //! parsed from bodies the caller has already collected (and bounded).
 
+pub mod checksum;
 mod request;
 mod sigv4;
 #[cfg(test)]
@@ -35,6 +36,43 @@ pub const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934c
 /// The payload hash that tells S3 the body is not hashed (it still travels
 /// inside TLS); for uploads too large to read twice.
 pub const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
+
+/// Whether uploads sign their bodies' SHA-256 (`-payloadSigning`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PayloadSigning {
+    /// `UNSIGNED-PAYLOAD` over TLS, as current AWS SDKs sign (the body's CRC64NVME covers
+    /// its bytes, TLS the wire); the SHA-256 over plain HTTP, where nothing else covers
+    /// the wire for a store that checks no CRC64NVME.
+    #[default]
+    Auto,
+    /// Always the SHA-256: one more pass over every byte sent.
+    Signed,
+    /// Always `UNSIGNED-PAYLOAD`.
+    Unsigned,
+}
+
+impl PayloadSigning {
+    /// The flag's values.
+    pub const NAMES: [&'static str; 3] = ["auto", "signed", "unsigned"];
+
+    pub fn parse(name: &str) -> Option<PayloadSigning> {
+        match name {
+            "auto" => Some(PayloadSigning::Auto),
+            "signed" => Some(PayloadSigning::Signed),
+            "unsigned" => Some(PayloadSigning::Unsigned),
+            _ => None,
+        }
+    }
+
+    /// Whether a request over TLS (`tls`) or plain HTTP signs its body's SHA-256.
+    pub fn signs(self, tls: bool) -> bool {
+        match self {
+            PayloadSigning::Auto => !tls,
+            PayloadSigning::Signed => true,
+            PayloadSigning::Unsigned => false,
+        }
+    }
+}
 
 /// Lower-case hex SHA-256 of `bytes` (the `x-amz-content-sha256` value).
 pub fn sha256_hex(bytes: &[u8]) -> String {

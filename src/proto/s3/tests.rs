@@ -1,3 +1,4 @@
+mod checksum;
 mod request;
 mod sigv4;
 mod url;

@@ -13,7 +13,7 @@ use std::fs::File;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::s3_job::{Mode, Purpose, S3Job};
+use super::s3_job::{sum_file, FileSums, Mode, Purpose, S3Job, Worked};
 use super::Shared;
 use crate::data::journal::{FileRecord, FileState, MultipartRecord, RecordedPart};
 use crate::data::plan;
@@ -52,6 +52,14 @@ pub struct UpFile {
     /// Parts the journal recorded, checked against what the store lists.
     recorded: Vec<RecordedPart>,
     listed: BTreeMap<u32, (String, u64)>,
+    /// The whole file's CRC64NVME, declared with its multipart upload; `None` before the
+    /// sums pass, and for an upload created without checksums.
+    crc64nvme: Option<u64>,
+    /// Each part's CRC64NVME from the sums pass, by part number from 1.
+    part_crcs: Vec<u64>,
+    /// The journal's upload of this file, held while the sums pass checks that the file
+    /// still holds the bytes it was started with.
+    resuming: Option<MultipartRecord>,
 }
 
 impl S3Job {
@@ -170,6 +178,9 @@ impl S3Job {
                 parts_busy: 0,
                 recorded: Vec::new(),
                 listed: BTreeMap::new(),
+                crc64nvme: None,
+                part_crcs: Vec::new(),
+                resuming: None,
             });
         }
         let u = self.upload();
@@ -213,45 +224,120 @@ impl S3Job {
         };
         match record {
             Some(r) if r.size == size && r.mtime_ns == mtime && r.part_size == part_size => {
-                let recorded = match (&sh.journal, self.transfer) {
-                    (Some(j), Some(t)) => j.parts(t, &rel).unwrap_or_default(),
-                    _ => Vec::new(),
-                };
-                // A file recorded as pending had its CompleteMultipartUpload sent: the
-                // object may be whole already.
-                let completing = match (&sh.journal, self.transfer) {
-                    (Some(j), Some(t)) => j.file(t, &rel).ok().flatten().is_some_and(|r| {
-                        r.state == FileState::Pending && r.size == size && r.mtime_ns == mtime
-                    }),
-                    _ => false,
-                };
-                let all_recorded = plan::pieces(size, part_size)
-                    .all(|(n, _, len)| recorded.iter().any(|p| p.number == n && p.len == len));
-                let f = &mut self.upload().files[i];
-                f.upload_id = r.upload_id;
-                f.part_size = part_size;
-                if completing && all_recorded {
-                    // Completing again is safe: the store answers the same, or that the
-                    // upload is gone, and then the object is checked.
-                    f.parts_done = recorded.into_iter().map(|p| (p.number, p.etag)).collect();
-                    self.queue(Purpose::Complete { file: i });
+                if r.crc64nvme.is_some() {
+                    // The CRCs are read again: the parts still to send need theirs, and
+                    // the whole must still be the one the upload declared.
+                    self.upload().files[i].resuming = Some(r);
+                    self.sum(sh, i);
                 } else {
-                    f.recorded = recorded;
-                    self.queue(Purpose::ListParts {
-                        file: i,
-                        marker: None,
-                    });
+                    // Created without checksums (before journal schema 3, or for a store
+                    // that does not take them): it goes on without them.
+                    self.resume_upload(sh, i, r);
                 }
             }
             Some(stale) => {
                 // The file changed since its upload began: that upload is given up (and
                 // aborted) and the file starts again alone.
                 self.abandon(sh, i, stale.upload_id);
+                self.sum(sh, i);
+            }
+            None => self.sum(sh, i),
+        }
+        true
+    }
+
+    /// Reads multipart file `i` on a worker for its part and whole CRCs, which its upload
+    /// declares ([`S3Job::on_summed`] goes on).
+    fn sum(&mut self, sh: &mut Shared, i: usize) {
+        let f = self.up_file(i);
+        let Some(file) = f.file.clone() else { return };
+        let (size, part_size) = (f.local.size, plan::part_size(f.local.size));
+        let id = self.track_work(Purpose::Sum { file: i });
+        sh.workers.submit(id, move || {
+            sum_file(&file, size, part_size).map(Worked::Sums)
+        });
+    }
+
+    /// With its CRCs known, file `i` resumes the journal's upload if the file still holds
+    /// the bytes it was started with (same CRC), else starts a new upload.
+    pub(in crate::data::engine) fn on_summed(&mut self, sh: &mut Shared, id: u64, sums: FileSums) {
+        let Some(Purpose::Sum { file: i }) = self.op(id).map(|o| o.purpose.clone()) else {
+            return;
+        };
+        self.finished(id);
+        let f = &mut self.upload().files[i];
+        f.crc64nvme = Some(sums.whole);
+        f.part_crcs = sums.parts;
+        match f.resuming.take() {
+            Some(r) if r.crc64nvme == Some(sums.whole) => self.resume_upload(sh, i, r),
+            Some(changed) => {
+                // Same size and time, other bytes: rewritten in place.
+                self.abandon(sh, i, changed.upload_id);
                 self.queue(Purpose::Create { file: i });
             }
             None => self.queue(Purpose::Create { file: i }),
         }
-        true
+    }
+
+    /// Goes on with the journal's upload `r` of file `i`: completes it if every part was
+    /// recorded and the completion went out, else lists the parts the store holds.
+    fn resume_upload(&mut self, sh: &mut Shared, i: usize, r: MultipartRecord) {
+        let (size, rel) = {
+            let f = self.up_file(i);
+            (f.local.size, f.local.rel.clone())
+        };
+        let mtime = self.up_file(i).local.mtime_ns;
+        let recorded = match (&sh.journal, self.transfer) {
+            (Some(j), Some(t)) => j.parts(t, &rel).unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        // A file recorded as pending had its CompleteMultipartUpload sent: the object may
+        // be whole already.
+        let completing = match (&sh.journal, self.transfer) {
+            (Some(j), Some(t)) => j.file(t, &rel).ok().flatten().is_some_and(|r| {
+                r.state == FileState::Pending && r.size == size && r.mtime_ns == mtime
+            }),
+            _ => false,
+        };
+        let all_recorded = plan::pieces(size, r.part_size)
+            .all(|(n, _, len)| recorded.iter().any(|p| p.number == n && p.len == len));
+        let f = &mut self.upload().files[i];
+        f.upload_id = r.upload_id;
+        f.part_size = r.part_size;
+        f.crc64nvme = r.crc64nvme;
+        if completing && all_recorded {
+            // Completing again is safe: the store answers the same, or that the upload is
+            // gone, and then the object is checked.
+            f.parts_done = recorded.into_iter().map(|p| (p.number, p.etag)).collect();
+            self.queue(Purpose::Complete { file: i });
+        } else {
+            f.recorded = recorded;
+            self.queue(Purpose::ListParts {
+                file: i,
+                marker: None,
+            });
+        }
+    }
+
+    /// A store refused to create file `file`'s upload with the CRC64NVME declaration: it
+    /// is created again without checksums (said once per file). Refused without them
+    /// too, the transfer fails with `failure`.
+    pub(in crate::data::engine) fn create_without_checksums(
+        &mut self,
+        sh: &mut Shared,
+        file: usize,
+        failure: String,
+    ) {
+        let f = &mut self.upload().files[file];
+        if f.crc64nvme.take().is_none() {
+            return self.fail(failure);
+        }
+        f.part_crcs = Vec::new();
+        sh.log(
+            self.io_type(),
+            format!("{failure}; creating the upload again without CRC64NVME checksums"),
+        );
+        self.queue(Purpose::Create { file });
     }
 
     /// Opens listed file `i` beneath the folder, taking its size and modification time from
@@ -322,8 +408,11 @@ impl S3Job {
             Purpose::Get { file, offset, len } => {
                 self.on_range(sh, id, file, offset, len, resp, now)
             }
-            // Abort answers all go to `on_abort_answer`, before this.
-            Purpose::Verify { .. } | Purpose::Abort { .. } => self.finished(id),
+            // Abort answers all go to `on_abort_answer`, before this; the others make no
+            // requests.
+            Purpose::Verify { .. } | Purpose::Sum { .. } | Purpose::Abort { .. } => {
+                self.finished(id)
+            }
             Purpose::Put { file } => {
                 self.finished(id);
                 self.file_uploaded(sh, file);
@@ -345,6 +434,7 @@ impl S3Job {
                                 part_size,
                                 size,
                                 mtime_ns: mtime,
+                                crc64nvme: self.up_file(file).crc64nvme,
                             },
                         ) {
                             return self.fail(e.to_string());

@@ -41,7 +41,26 @@ impl S3Job {
         }
     }
 
-    pub(in crate::data::engine) fn request_of(&self, purpose: &Purpose) -> (Request, ResponseSink) {
+    /// The CRC64NVME of a part's body when the file's sums pass gave it.
+    pub(in crate::data::engine) fn known_crc(&self, purpose: &Purpose) -> Option<u64> {
+        match *purpose {
+            Purpose::Part { file, number, .. } => {
+                let index = usize::try_from(number.checked_sub(1)?).ok()?;
+                self.up_file(file).part_crcs.get(index).copied()
+            }
+            _ => None,
+        }
+    }
+
+    /// The request for `purpose`; `body_crc` is the CRC64NVME of a body read from a file.
+    /// A single PUT and every part carry their body's CRC (the store refuses damaged
+    /// bytes); an object records its whole CRC as metadata, and a multipart upload
+    /// declares CRC64NVME and completes with the whole CRC as its FULL_OBJECT checksum.
+    pub(in crate::data::engine) fn request_of(
+        &self,
+        purpose: &Purpose,
+        body_crc: Option<u64>,
+    ) -> (Request, ResponseSink) {
         let collect = ResponseSink::Collect { max: MAX_XML };
         let t = &self.target;
         match purpose {
@@ -49,9 +68,20 @@ impl S3Job {
                 s3::list_objects_v2(t, &self.prefix, token.as_deref()),
                 collect,
             ),
-            Purpose::Put { file } => (s3::put_object(t, &self.up_file(*file).key), collect),
+            Purpose::Put { file } => {
+                let mut request = s3::put_object(t, &self.up_file(*file).key);
+                if let Some(crc) = body_crc {
+                    request = request.with_crc64nvme(crc).with_crc64nvme_metadata(crc);
+                }
+                (request, collect)
+            }
             Purpose::Create { file } => {
-                (s3::create_multipart(t, &self.up_file(*file).key), collect)
+                let f = self.up_file(*file);
+                let mut request = s3::create_multipart(t, &f.key);
+                if let Some(whole) = f.crc64nvme {
+                    request = request.declaring_crc64nvme().with_crc64nvme_metadata(whole);
+                }
+                (request, collect)
             }
             Purpose::ListParts { file, marker } => {
                 let f = self.up_file(*file);
@@ -59,15 +89,25 @@ impl S3Job {
             }
             Purpose::Part { file, number, .. } => {
                 let f = self.up_file(*file);
-                (s3::upload_part(t, &f.key, &f.upload_id, *number), collect)
+                let mut request = s3::upload_part(t, &f.key, &f.upload_id, *number);
+                if let (Some(_), Some(crc)) = (f.crc64nvme, body_crc) {
+                    request = request.with_crc64nvme(crc);
+                }
+                (request, collect)
             }
             Purpose::Complete { file } => {
                 let f = self.up_file(*file);
-                (s3::complete_multipart(t, &f.key, &f.upload_id), collect)
+                let mut request = s3::complete_multipart(t, &f.key, &f.upload_id);
+                if let Some(whole) = f.crc64nvme {
+                    request = request.declaring_crc64nvme().with_crc64nvme(whole);
+                }
+                (request, collect)
             }
             Purpose::Check { file } => (s3::head_object(t, &self.up_file(*file).key), collect),
             Purpose::Abort { key, upload_id } => (s3::abort_multipart(t, key, upload_id), collect),
-            Purpose::Get { .. } | Purpose::Verify { .. } => self.download_request_of(purpose),
+            Purpose::Get { .. } | Purpose::Verify { .. } | Purpose::Sum { .. } => {
+                self.download_request_of(purpose)
+            }
         }
     }
 
@@ -78,7 +118,8 @@ impl S3Job {
             | Purpose::Create { file }
             | Purpose::ListParts { file, .. }
             | Purpose::Complete { file }
-            | Purpose::Check { file } => {
+            | Purpose::Check { file }
+            | Purpose::Sum { file } => {
                 format!("Uploading {}", self.up_file(file).local.rel)
             }
             Purpose::Part { file, number, .. } => {

@@ -116,6 +116,41 @@ fn builders_set_method_path_query_and_headers() {
 }
 
 #[test]
+fn checksum_headers_name_crc64nvme_and_the_full_object_type() {
+    let t = target(Addressing::Path);
+    let names = |r: &Request| -> Vec<(String, String)> { r.headers.clone() };
+    let put = put_object(&t, "k")
+        .with_crc64nvme(0x0102_0304_0506_0708)
+        .with_crc64nvme_metadata(1);
+    assert_eq!(
+        names(&put),
+        vec![
+            ("x-amz-checksum-crc64nvme".into(), "AQIDBAUGBwg=".into()),
+            ("x-amz-meta-crc64nvme".into(), "AAAAAAAAAAE=".into()),
+        ]
+    );
+    let create = create_multipart(&t, "k").declaring_crc64nvme();
+    assert_eq!(
+        names(&create),
+        vec![
+            ("x-amz-checksum-algorithm".into(), "CRC64NVME".into()),
+            ("x-amz-checksum-type".into(), "FULL_OBJECT".into()),
+        ]
+    );
+    // The completion repeats the type, not the algorithm.
+    let complete = complete_multipart(&t, "k", "id")
+        .declaring_crc64nvme()
+        .with_crc64nvme(2);
+    assert_eq!(
+        names(&complete),
+        vec![
+            ("x-amz-checksum-type".into(), "FULL_OBJECT".into()),
+            ("x-amz-checksum-crc64nvme".into(), "AAAAAAAAAAI=".into()),
+        ]
+    );
+}
+
+#[test]
 fn written_head_is_what_was_signed() {
     let t = target(Addressing::Path);
     let creds = Credentials {
