@@ -288,9 +288,12 @@ fn cut_short(name: &str) -> CutShort {
     let source = s3.object_path("bucket", "big.bin");
     write_pattern(&source, size, 21);
     let plan = FaultPlan::shared(3);
-    // One range stalls; the other three finish and are journaled.
+    // One range stalls; the other three finish and are journaled. The stall comes two
+    // bytes in, so it holds whichever range is asked first, the 5-byte one included (at
+    // a MiB in, that one slipped through, all four finished, and the kill could find the
+    // whole file journaled).
     plan.lock().unwrap().push(
-        Rule::next(1, Fault::StallBody(MIB, Duration::from_secs(300)))
+        Rule::next(1, Fault::StallBody(2, Duration::from_secs(300)))
             .method("GET")
             .target("big.bin"),
     );
