@@ -1,6 +1,7 @@
 //! Sans-IO codecs: every wire format sidewire speaks, with no I/O, clocks or randomness
 //! inside (the caller passes time and random bytes in). Each parser has a fuzz target.
 
+pub mod azure;
 pub mod dns;
 pub mod http;
 pub mod ipc;

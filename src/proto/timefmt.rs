@@ -1,9 +1,10 @@
-//! Timestamps in the two layouts the service expects.
+//! Timestamps in the layouts the peers expect.
 //!
 //! Log and metric envelopes carry `Time` as RFC 3339 in UTC with nanoseconds and the
 //! trailing zeros of the fraction trimmed (no fraction at all on a whole second), the
 //! way the service's other clients write it. Metric bodies carry `start_time` and
-//! `end_time` as `2006-01-02 15:04:05.000` (milliseconds, truncated, UTC).
+//! `end_time` as `2006-01-02 15:04:05.000` (milliseconds, truncated, UTC). Azure's
+//! `x-ms-date` is the HTTP date of RFC 1123 ([`http_date`]).
 //!
 //! Formatting runs once per log line, so dates come from a closed-form civil-from-days
 //! conversion and digits from a pair table; nothing allocates in [`rfc3339_nanos`].
@@ -54,6 +55,28 @@ pub fn metric_time(t: SystemTime) -> String {
     buf[n + 1] = b'0' + (ms / 100) as u8;
     buf[n + 2..n + 4].copy_from_slice(pair(ms % 100));
     buf.iter().map(|&b| char::from(b)).collect()
+}
+
+/// Formats `t` as an HTTP date (RFC 1123, always GMT, whole seconds):
+/// `Sun, 06 Nov 1994 08:49:37 GMT`.
+pub fn http_date(t: SystemTime) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let (secs, _) = split(t);
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400) as u32;
+    let (y, m, d) = civil_from_days(days);
+    // 1970-01-01 was a Thursday.
+    let weekday = DAYS[days.rem_euclid(7) as usize];
+    let month = MONTHS[(m as usize).saturating_sub(1) % 12];
+    format!(
+        "{weekday}, {d:02} {month} {y:04} {:02}:{:02}:{:02} GMT",
+        sod / 3600,
+        sod / 60 % 60,
+        sod % 60
+    )
 }
 
 /// Whole seconds since the epoch (floored, so pre-epoch times work) and the nanoseconds

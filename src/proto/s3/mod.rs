@@ -8,11 +8,11 @@
 
 pub mod checksum;
 mod request;
-mod sigv4;
+pub(crate) mod sigv4;
 #[cfg(test)]
 mod tests;
 mod url;
-mod xml;
+pub(crate) mod xml;
 
 use std::fmt;
 

@@ -14,7 +14,7 @@ type HmacSha256 = Hmac<Sha256>;
 /// Appends `s` percent-encoded the SigV4 way: unreserved characters
 /// (`A-Z a-z 0-9 - . _ ~`) as they are, every other byte as `%XX` with
 /// upper-case hex; `/` is kept when `keep_slash` (object keys in paths).
-pub(super) fn uri_encode_into(out: &mut String, s: &str, keep_slash: bool) {
+pub(crate) fn uri_encode_into(out: &mut String, s: &str, keep_slash: bool) {
     const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
     for &b in s.as_bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {

@@ -203,7 +203,7 @@ impl PartsPage {
 /// with the path of the closed element's parent (root first), its name and
 /// its text. An `<Error>` root (whatever `root` is) becomes
 /// [`XmlError::Service`].
-fn read_document(
+pub(crate) fn read_document(
     body: &[u8],
     root: &'static str,
     mut on_close: impl FnMut(&[&str], &str, String) -> Result<(), XmlError>,
@@ -269,7 +269,10 @@ pub fn parse_error(body: &[u8]) -> Option<S3Error> {
     }
 }
 
-fn number<T: std::str::FromStr>(element: &'static str, text: &str) -> Result<T, XmlError> {
+pub(crate) fn number<T: std::str::FromStr>(
+    element: &'static str,
+    text: &str,
+) -> Result<T, XmlError> {
     let trimmed = text.trim();
     // FromStr for integers takes a leading '+'; S3 never sends one.
     if !trimmed.is_empty() && trimmed.bytes().all(|b| b.is_ascii_digit()) {
@@ -294,7 +297,7 @@ fn boolean(element: &'static str, text: &str) -> Result<bool, XmlError> {
     }
 }
 
-fn required<T>(
+pub(crate) fn required<T>(
     value: Option<T>,
     element: &'static str,
     within: &'static str,
@@ -420,7 +423,7 @@ pub fn parse_complete(body: &[u8]) -> Result<String, XmlError> {
 }
 
 /// Appends `s` with `&`, `<`, `>`, `"` and `'` escaped.
-pub(super) fn escape_into(out: &mut String, s: &str) {
+pub(crate) fn escape_into(out: &mut String, s: &str) {
     for c in s.chars() {
         match c {
             '&' => out.push_str("&amp;"),

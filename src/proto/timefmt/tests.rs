@@ -145,3 +145,17 @@ fn matches_naive_calendar_on_random_times() {
         assert_eq!(metric_time(at(secs, nanos)), ms);
     }
 }
+
+#[test]
+fn http_date_is_rfc_1123_in_gmt() {
+    // RFC 7231's own example, and a leap day.
+    assert_eq!(
+        http_date(at(784_111_777, 0)),
+        "Sun, 06 Nov 1994 08:49:37 GMT"
+    );
+    assert_eq!(
+        http_date(at(951_782_400, 999)),
+        "Tue, 29 Feb 2000 00:00:00 GMT"
+    );
+    assert_eq!(http_date(UNIX_EPOCH), "Thu, 01 Jan 1970 00:00:00 GMT");
+}

@@ -1,0 +1,3 @@
+mod conn_string;
+mod request;
+mod xml;
