@@ -1,6 +1,8 @@
 //! Upload and download throughput, CPU seconds per GiB and peak RSS of sidewire against
 //! boto3 (`upload_file`/`download_file`, what upstream's data CLI uses), both moving the
 //! same file to and from the same in-process S3 server (s3s-fs) in the same run.
+//! sidewire's upload is measured twice: with the payload's SHA-256 signed (its default
+//! over plain HTTP) and unsigned (its default over TLS).
 //!
 //! Run: `scripts/bench-deps && cargo bench --bench data_transfer` (size with
 //! `SIDEWIRE_BENCH_MIB`, default 2048).
@@ -90,15 +92,15 @@ fn write_pattern(path: &Path, size: u64) {
         .unwrap();
 }
 
-fn sidewire_run(workdir: &Path, spec: &str) -> Vec<String> {
-    vec![
+fn sidewire_run(workdir: &Path, flags: &[&str], spec: &str) -> Vec<String> {
+    let mut argv = vec![
         env!("CARGO_BIN_EXE_sidewire").to_string(),
         "run".into(),
         format!("-workdir={}", workdir.display()),
-        spec.to_string(),
-        "--".into(),
-        "true".into(),
-    ]
+    ];
+    argv.extend(flags.iter().map(|f| f.to_string()));
+    argv.extend([spec.to_string(), "--".into(), "true".into()]);
+    argv
 }
 
 fn boto3(mode: &str, endpoint: &str, key: &str, file: &Path) -> Vec<String> {
@@ -167,8 +169,19 @@ fn main() {
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
 
-    let sw_up = measure(&sidewire_run(&up, "-output=url:s3://bench/sidewire,"));
-    let sw_down = measure(&sidewire_run(&down, "-input=url:in,s3://bench/sidewire,"));
+    let sw_up = measure(&sidewire_run(&up, &[], "-output=url:s3://bench/sidewire,"));
+    // What sidewire does over TLS (UNSIGNED-PAYLOAD, the CRC64NVME covering the bytes),
+    // here over plain HTTP, where it signs the SHA-256 unless told not to.
+    let sw_up_unsigned = measure(&sidewire_run(
+        &up,
+        &["-payloadSigning=unsigned"],
+        "-output=url:s3://bench/unsigned,",
+    ));
+    let sw_down = measure(&sidewire_run(
+        &down,
+        &[],
+        "-input=url:in,s3://bench/sidewire,",
+    ));
     assert_eq!(
         std::fs::read(&source).map(|v| v.len()).ok(),
         std::fs::metadata(down.join("input/in/data.bin"))
@@ -190,6 +203,7 @@ fn main() {
         "", "throughput", "client CPU", "client RSS", "wall", "server CPU-s/GiB"
     );
     let (su, scu) = report("sidewire upload", &sw_up, size);
+    let (suu, scuu) = report("  unsigned payload", &sw_up_unsigned, size);
     let (bu, bcu) = report("boto3 upload", &b_up, size);
     let (sd, scd) = report("sidewire download", &sw_down, size);
     let (bd, bcd) = report("boto3 download", &b_down, size);
@@ -198,6 +212,11 @@ fn main() {
         "upload:   {:.2}x boto3's throughput, {:.2}x its CPU per GiB",
         su / bu,
         scu / bcu
+    );
+    println!(
+        "upload, unsigned payload: {:.2}x boto3's throughput, {:.2}x its CPU per GiB",
+        suu / bu,
+        scuu / bcu
     );
     println!(
         "download: {:.2}x boto3's throughput, {:.2}x its CPU per GiB",

@@ -189,3 +189,53 @@ fn an_object_damaged_on_every_fetch_fails_with_its_name_after_one_refetch() {
         .filter(|e| e.method == "GET" && e.target.contains("c/big.bin"));
     assert_eq!(gets.count(), 2, "fetched once, then once again");
 }
+
+#[test]
+fn over_tls_bodies_go_unsigned_with_their_crc_and_come_back_whole() {
+    let s3 = S3Server::start(KEY, SECRET);
+    s3.create_bucket("bucket");
+    // sidewire -> TLS front -> logging proxy -> s3s-fs: the proxy sees what was signed.
+    let proxy = FaultProxy::start(s3.port, FaultPlan::shared(2));
+    let front = common::tls_service::TlsFront::start(proxy.port);
+    let dir = temp_dir("tls-unsigned");
+    let ca = dir.join("ca.pem");
+    fs::write(&ca, front.ca_pem()).unwrap();
+    let endpoint = format!("https://127.0.0.1:{}", front.port());
+    write_credentials(&dir, "bucket", &endpoint, SECRET);
+    write_pattern(&dir.join("output/big.bin"), 20 * MIB + 3, 17);
+    write_pattern(&dir.join("output/small.bin"), 3000, 18);
+    let sidewire = |spec: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_sidewire"))
+            .arg("run")
+            .arg(format!("-workdir={}", dir.display()))
+            .arg(spec)
+            .args(["--", "true"])
+            .env("SSL_CERT_FILE", &ca)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    };
+    sidewire("-output=url:s3://bucket/t,");
+    sidewire("-input=url:back,s3://bucket/t,");
+    for name in ["big.bin", "small.bin"] {
+        let local = dir.join("output").join(name);
+        assert!(same_content(
+            &local,
+            &s3.object_path("bucket", &format!("t/{name}"))
+        ));
+        assert!(same_content(&local, &dir.join("input/back").join(name)));
+    }
+    let log = proxy.log();
+    let bodies: Vec<&Exchange> = log.iter().filter(|e| e.method == "PUT").collect();
+    assert_eq!(bodies.len(), 4, "one PUT and three parts: {log:?}");
+    for put in bodies {
+        assert_eq!(
+            put.header("x-amz-content-sha256"),
+            Some(UNSIGNED_PAYLOAD),
+            "{put:?}"
+        );
+        assert!(put.header("x-amz-checksum-crc64nvme").is_some(), "{put:?}");
+    }
+    assert!(front.handshakes() >= 1);
+    let _ = fs::remove_dir_all(&dir);
+}
