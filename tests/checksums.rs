@@ -204,17 +204,7 @@ fn over_tls_bodies_go_unsigned_with_their_crc_and_come_back_whole() {
     write_credentials(&dir, "bucket", &endpoint, SECRET);
     write_pattern(&dir.join("output/big.bin"), 20 * MIB + 3, 17);
     write_pattern(&dir.join("output/small.bin"), 3000, 18);
-    let sidewire = |spec: &str| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_sidewire"))
-            .arg("run")
-            .arg(format!("-workdir={}", dir.display()))
-            .arg(spec)
-            .args(["--", "true"])
-            .env("SSL_CERT_FILE", &ca)
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
-    };
+    let sidewire = |spec: &str| run_over_tls(&dir, &ca, spec);
     sidewire("-output=url:s3://bucket/t,");
     sidewire("-input=url:back,s3://bucket/t,");
     for name in ["big.bin", "small.bin"] {
@@ -237,5 +227,58 @@ fn over_tls_bodies_go_unsigned_with_their_crc_and_come_back_whole() {
         assert!(put.header("x-amz-checksum-crc64nvme").is_some(), "{put:?}");
     }
     assert!(front.handshakes() >= 1);
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// `sidewire run` in `dir` with `spec`, trusting `ca`; fails if it takes over a minute
+/// (a transfer that hangs would otherwise wait out the 10-minute data timeout).
+fn run_over_tls(dir: &std::path::Path, ca: &std::path::Path, spec: &str) {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sidewire"))
+        .arg("run")
+        .arg(format!("-workdir={}", dir.display()))
+        .arg(spec)
+        .args(["--", "true"])
+        .env("SSL_CERT_FILE", ca)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!("{spec} hung over TLS: {}", describe(&out));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+}
+
+#[test]
+fn a_large_upload_over_tls_sends_every_parts_last_records() {
+    // Straight to s3s-fs behind the TLS front. Some part's last TLS records find the
+    // socket full; they used to stay in rustls, that part never ended, and the upload
+    // hung until -dataTimeout (10 minutes) retried it.
+    let s3 = S3Server::start(KEY, SECRET);
+    s3.create_bucket("bucket");
+    let front = common::tls_service::TlsFront::start(s3.port);
+    let dir = temp_dir("tls-large");
+    let ca = dir.join("ca.pem");
+    fs::write(&ca, front.ca_pem()).unwrap();
+    write_credentials(
+        &dir,
+        "bucket",
+        &format!("https://127.0.0.1:{}", front.port()),
+        SECRET,
+    );
+    let local = dir.join("output/large.bin");
+    write_pattern(&local, 200 * MIB + 3, 19);
+    run_over_tls(&dir, &ca, "-output=url:s3://bucket/l,");
+    assert!(same_content(
+        &local,
+        &s3.object_path("bucket", "l/large.bin")
+    ));
     let _ = fs::remove_dir_all(&dir);
 }

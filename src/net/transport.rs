@@ -79,6 +79,15 @@ impl Transport {
         }
     }
 
+    /// Whether bytes already written still wait below the caller (TLS records the
+    /// socket would not take yet): a request is sent only once there are none.
+    pub fn has_pending_output(&self) -> bool {
+        match self {
+            Transport::Plain(_) => false,
+            Transport::Tls(t) => t.conn.wants_write(),
+        }
+    }
+
     /// Closes the sending side (after a TLS close_notify).
     pub fn shutdown_write(&mut self) {
         if let Transport::Tls(t) = self {

@@ -380,7 +380,13 @@ impl Exchange {
                     self.last_progress = now;
                 }
                 Ok(None) => {
-                    self.sending = false;
+                    // All of it went to the transport; TLS may still hold its last
+                    // records. It is sent once they are out: until then the writable
+                    // events keep driving this.
+                    io.transport.flush().map_err(|e| self.socket(e))?;
+                    if !io.transport.has_pending_output() {
+                        self.sending = false;
+                    }
                     break;
                 }
                 Err(SendError::Blocked) => break,
