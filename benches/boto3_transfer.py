@@ -5,13 +5,16 @@ JSON line: {"seconds", "bytes", "cpu_user", "cpu_sys"} measured in this process.
 The comparison point for sidewire's S3 transfer engine. Settings mirror upstream's
 src/lib/data/storage/backends/s3.py: TransferConfig(multipart_threshold=512 MiB,
 max_concurrency=5) with the default 8 MiB part size, a client with standard retries
-(3 attempts), 160 pooled connections and checksums only "when_required"; uploads with
+(3 attempts) and 160 pooled connections; uploads with
 upload_file(ExtraArgs={'ContentType': ...}, Callback=...), downloads with
 download_fileobj into an open file. Upstream uses virtual-hosted addressing for custom
-endpoints; this defaults to path style (the test server has no DNS names).
+endpoints; this defaults to path style (the test server has no DNS names). Checksums
+follow botocore's own defaults unless --checksums when_required asks for upstream's
+setting (current botocore computes a CRC32 of every upload itself). --ca-bundle trusts a
+private CA for https:// endpoints.
 
   python3 benches/boto3_transfer.py --endpoint URL --bucket B --key K --file PATH \
-      --mode upload|download --access-key AK --secret SK
+      --mode upload|download --access-key AK --secret SK [--ca-bundle PEM]
 Install boto3 with scripts/bench-deps.
 """
 
@@ -33,12 +36,15 @@ MAX_CONCURRENCY = int(os.getenv('OSMO_S3_MAX_CONCURRENCY', '5'))
 
 
 def make_client(args):
+    checksums = {}
+    if args.checksums:
+        checksums = {'request_checksum_calculation': args.checksums,
+                     'response_checksum_validation': args.checksums}
     config = botocore.config.Config(
         retries={'max_attempts': 3, 'mode': 'standard'},
         max_pool_connections=160,
-        request_checksum_calculation='when_required',
-        response_checksum_validation='when_required',
         s3={'addressing_style': args.addressing_style},
+        **checksums,
     )
     return boto3.session.Session().client(
         's3',
@@ -47,6 +53,7 @@ def make_client(args):
         aws_secret_access_key=args.secret,
         region_name=args.region,
         config=config,
+        verify=args.ca_bundle or None,
     )
 
 
@@ -69,6 +76,9 @@ def main():
     parser.add_argument('--region', default='us-east-1')
     parser.add_argument('--addressing-style', default='path',
                         choices=['path', 'virtual', 'auto'])
+    parser.add_argument('--ca-bundle', default='')
+    parser.add_argument('--checksums', default='',
+                        choices=['', 'when_supported', 'when_required'])
     args = parser.parse_args()
 
     s3 = make_client(args)
