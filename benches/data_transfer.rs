@@ -21,6 +21,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 
+use common::fake_ctrl::cpu_seconds;
 use common::tls_service::TlsFront;
 use s3_server::S3Server;
 
@@ -33,21 +34,6 @@ struct Figures {
     max_rss_kib: u64,
     /// CPU seconds the server process spent meanwhile.
     server_cpu: f64,
-}
-
-/// CPU seconds process `pid` has used so far (all its threads), from /proc/PID/stat.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc/PID/stat");
-    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
-    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let ticks: Vec<f64> = after
-        .split_whitespace()
-        .skip(11)
-        .take(2)
-        .map(|v| v.parse().expect("clock ticks"))
-        .collect();
-    // The kernel reports these in USER_HZ, 100 on every Linux architecture.
-    ticks.iter().sum::<f64>() / 100.0
 }
 
 /// CPU seconds per GiB SHA-256 costs on this machine: SigV4 over the payload hash makes

@@ -20,7 +20,7 @@ use crate::reactor::Timers;
 mod payload;
 mod retry;
 
-pub use payload::{digest_file_range, sum_file, FileSums, PayloadDigest, Worked};
+pub use payload::{digest_file_range, read_range, sum_file, FileSums, PayloadDigest, Worked};
 
 /// Attempts per request before the transfer fails.
 pub const MAX_ATTEMPTS: u32 = 8;

@@ -359,6 +359,7 @@ impl Exchange {
 
     fn send(&mut self, io: &mut Io<'_>, now: Instant) -> Result<(), SendError> {
         let mut moved = 0;
+        let mut all_written = false;
         loop {
             let allowance = io.budget.saturating_sub(moved);
             if allowance == 0 {
@@ -380,20 +381,20 @@ impl Exchange {
                     self.last_progress = now;
                 }
                 Ok(None) => {
-                    // All of it went to the transport; TLS may still hold its last
-                    // records. It is sent once they are out: until then the writable
-                    // events keep driving this.
-                    io.transport.flush().map_err(|e| self.socket(e))?;
-                    if !io.transport.has_pending_output() {
-                        self.sending = false;
-                    }
+                    all_written = true;
                     break;
                 }
                 Err(SendError::Blocked) => break,
                 Err(e) => return Err(e),
             }
         }
-        io.transport.flush().map_err(|e| self.socket(e))
+        io.transport.flush().map_err(|e| self.socket(e))?;
+        // All of it went to the transport, but TLS may still hold its last records: the
+        // request is sent once they are out, and until then writable events drive this.
+        if all_written && !io.transport.has_pending_output() {
+            self.sending = false;
+        }
+        Ok(())
     }
 
     fn http(&self, error: HttpError) -> PoolError {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::DownFile;
 use crate::data::engine::drop_behind;
-use crate::data::engine::s3_job::{Purpose, S3Job, Worked};
+use crate::data::engine::s3_job::{read_range, Purpose, S3Job, Worked};
 use crate::data::engine::Shared;
 use crate::data::plan;
 use crate::proto::s3::checksum::{combine, Crc64Nvme};
@@ -146,36 +146,25 @@ fn combined_crc(ranges: &BTreeMap<u64, (u64, u64)>, size: u64) -> Option<u64> {
 /// The MD5 (with `md5`) and CRC64NVME (with `crc`) of the first `size` bytes of `file`,
 /// in one pass; no pass when neither is asked for.
 fn read_back(
-    file: &File,
+    file: &Arc<File>,
     size: u64,
     md5: bool,
     crc: bool,
 ) -> std::io::Result<(Option<String>, Option<u64>)> {
     use md5::{Digest, Md5};
-    use std::os::unix::fs::FileExt;
     if !md5 && !crc {
         return Ok((None, None));
     }
     let mut md5 = md5.then(Md5::new);
     let mut crc = crc.then(Crc64Nvme::default);
-    let mut buf = vec![0u8; usize::try_from(size.min(1 << 20)).unwrap_or(1 << 20)];
-    let mut done = 0u64;
-    while done < size {
-        let want = buf
-            .len()
-            .min(usize::try_from(size - done).unwrap_or(buf.len()));
-        let n = file.read_at(&mut buf[..want], done)?;
-        if n == 0 {
-            break;
-        }
+    read_range(file, 0, size, |bytes| {
         if let Some(h) = &mut md5 {
-            h.update(&buf[..n]);
+            h.update(bytes);
         }
         if let Some(c) = &mut crc {
-            c.update(&buf[..n]);
+            c.update(bytes);
         }
-        done += n as u64;
-    }
+    })?;
     Ok((
         md5.map(|h| crate::proto::s3::hex(&h.finalize())),
         crc.map(|c| c.value()),

@@ -34,8 +34,9 @@ pub struct FileSums {
     pub whole: u64,
 }
 
-/// Reads `len` bytes of `file` from `offset` through the page cache, a MiB at a time.
-fn read_range(
+/// Reads `len` bytes of `file` from `offset` through the page cache, a MiB at a time,
+/// handing each piece to `each`; a file shorter than that is an error.
+pub fn read_range(
     file: &File,
     offset: u64,
     len: u64,
@@ -51,7 +52,7 @@ fn read_range(
         if n == 0 {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::UnexpectedEof,
-                "the file shrank while it was uploaded",
+                "the file is shorter than it was when listed",
             ));
         }
         each(&buf[..n]);

@@ -282,11 +282,10 @@ impl S3Job {
     /// Goes on with the journal's upload `r` of file `i`: completes it if every part was
     /// recorded and the completion went out, else lists the parts the store holds.
     fn resume_upload(&mut self, sh: &mut Shared, i: usize, r: MultipartRecord) {
-        let (size, rel) = {
+        let (size, mtime, rel) = {
             let f = self.up_file(i);
-            (f.local.size, f.local.rel.clone())
+            (f.local.size, f.local.mtime_ns, f.local.rel.clone())
         };
-        let mtime = self.up_file(i).local.mtime_ns;
         let recorded = match (&sh.journal, self.transfer) {
             (Some(j), Some(t)) => j.parts(t, &rel).unwrap_or_default(),
             _ => Vec::new(),
