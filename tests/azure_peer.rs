@@ -6,42 +6,13 @@
 #[path = "common/azurite.rs"]
 mod azurite;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::time::SystemTime;
-
 use azurite::Azurite;
 use sidewire::proto::azure::{self, AzureAccount, AzureAuth, Request};
-use sidewire::proto::http::{Body, Collector, Response};
+use sidewire::proto::http::Response;
 use sidewire::proto::s3::checksum::crc64nvme;
 
-/// Signs and sends `request` with `body`, and reads the whole answer.
-fn send(azurite: &Azurite, account: &AzureAccount, mut request: Request, body: &[u8]) -> Response {
-    request.sign(account, body.len() as u64, SystemTime::now());
-    let mut head = Vec::new();
-    let sent = if body.is_empty() {
-        Body::None
-    } else {
-        Body::Bytes(body)
-    };
-    request
-        .write_head(&mut head, account, sent)
-        .expect("a valid head");
-    let mut stream = TcpStream::connect(("127.0.0.1", azurite.port)).expect("Azurite");
-    stream.write_all(&head).unwrap();
-    let mut collector = Collector::new(16 << 20, request.method == "HEAD");
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 65536];
-    loop {
-        let (used, done) = collector.feed(&buf).expect("an HTTP answer");
-        buf.drain(..used);
-        if let Some(response) = done {
-            return response;
-        }
-        let n = stream.read(&mut chunk).unwrap();
-        assert!(n > 0, "Azurite closed before answering");
-        buf.extend_from_slice(&chunk[..n]);
-    }
+fn send(azurite: &Azurite, account: &AzureAccount, request: Request, body: &[u8]) -> Response {
+    azurite.send(account, request, body)
 }
 
 fn header<'a>(r: &'a Response, name: &str) -> Option<&'a str> {
@@ -49,6 +20,9 @@ fn header<'a>(r: &'a Response, name: &str) -> Option<&'a str> {
         .header(name)
         .and_then(|v| std::str::from_utf8(v).ok())
 }
+
+/// An upload's tag, as sidewire makes them.
+const TAG: &str = "0123456789abcdef";
 
 #[test]
 fn blocks_go_up_uncommitted_are_listed_then_committed_and_read_back_by_range() {
@@ -67,7 +41,7 @@ fn blocks_go_up_uncommitted_are_listed_then_committed_and_read_back_by_range() {
     let parts: [&[u8]; 2] = [b"hello", b" world!"];
     for (i, part) in parts.iter().enumerate() {
         let number = i as u32 + 1;
-        let put = azure::put_block("cont", blob, number, crc64nvme(part));
+        let put = azure::put_block("cont", blob, TAG, number, crc64nvme(part));
         let answer = send(&azurite, &account, put, part);
         assert_eq!(
             answer.head.status,
@@ -87,13 +61,13 @@ fn blocks_go_up_uncommitted_are_listed_then_committed_and_read_back_by_range() {
     let numbers: Vec<(Option<u32>, u64)> = blocks
         .uncommitted
         .iter()
-        .map(|b| (azure::block_number(&b.name), b.size))
+        .map(|b| (azure::block_number(TAG, &b.name), b.size))
         .collect();
     assert_eq!(numbers, [(Some(1), 5), (Some(2), 7)]);
 
     let whole = crc64nvme(b"hello world!");
     let commit = azure::put_block_list("cont", blob).with_crc64nvme_metadata(whole);
-    let answer = send(&azurite, &account, commit, &azure::block_list_body(2));
+    let answer = send(&azurite, &account, commit, &azure::block_list_body(TAG, 2));
     assert_eq!(
         answer.head.status,
         201,

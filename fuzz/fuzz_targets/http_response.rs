@@ -30,8 +30,8 @@ enum Item {
 /// own checksum counts only for an answer holding the whole object, so a range's answer
 /// states at most the metadata.
 fn check_object_crc(head: &ResponseHead) {
-    let whole = object_crc(head, true);
-    let range = object_crc(head, false);
+    let whole = object_crc(head, true, "x-amz-meta-crc64nvme");
+    let range = object_crc(head, false, "x-amz-meta-crc64nvme");
     assert!(range.is_none_or(|(_, from)| from == CrcSource::Metadata));
     if let Some((crc, _)) = whole {
         assert_eq!(from_header(&to_header(crc)), Some(crc));

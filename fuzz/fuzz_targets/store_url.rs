@@ -77,6 +77,23 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(again.as_ref(), Ok(&parsed));
             (container, prefix)
         }
+        StoreUrl::Azure {
+            account,
+            container,
+            prefix,
+        } => {
+            assert_eq!(parsed.profile_key(), format!("azure://{account}"));
+            let names = |s: &str| {
+                s.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            };
+            assert!(names(account) && names(container) && !account.contains('-'));
+            let again = parse_store_url(&format!("azure://{account}/{container}/{prefix}"));
+            assert_eq!(again.as_ref(), Ok(&parsed));
+            // Azure is not reached through the S3 API.
+            assert!(resolve_target(&parsed, endpoint, region, AddressingStyle::Auto).is_err());
+            return;
+        }
     };
     assert!(!bucket.is_empty() && bucket.len() <= 255);
 

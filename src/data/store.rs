@@ -1,19 +1,33 @@
-//! Where a spec's URL points: an S3-compatible bucket (with its credentials) or a folder
-//! of a shared filesystem.
+//! Where a spec's URL points: an object store (an S3-compatible bucket or an Azure
+//! container, with its credentials) or a folder of a shared filesystem.
 
 use std::path::{Path, PathBuf};
 
 use super::creds::{self, AwsEnv, CredentialFile};
+use crate::proto::azure::{self, AzureAccount};
 use crate::proto::s3::{self, BucketTarget, Credentials, StoreUrl};
 
 pub enum Store {
-    S3 {
-        target: BucketTarget,
-        creds: Credentials,
+    Object {
+        api: ObjectApi,
         /// Key prefix the spec's URL names, without a leading `/`.
         prefix: String,
     },
     Folder(PathBuf),
+}
+
+/// The API an object store is spoken to in, and what its requests need.
+pub enum ObjectApi {
+    /// S3 (AWS, GCS, TOS, Swift and the S3-compatible stores), signed with SigV4.
+    S3 {
+        target: BucketTarget,
+        creds: Credentials,
+    },
+    /// Azure Blob storage's REST API, with Shared Key or a SAS.
+    Azure {
+        account: AzureAccount,
+        container: String,
+    },
 }
 
 /// Which credential file a spec reads (PROTOCOL.md §6): `task:` specs the service's,
@@ -59,6 +73,27 @@ impl CredentialFiles {
                 path.display()
             );
         }
+        if let StoreUrl::Azure {
+            account,
+            container,
+            prefix,
+        } = &parsed
+        {
+            // The profile's access_key is the account's connection string.
+            let account =
+                azure::parse_conn_string(&cred.secret_access_key, account).map_err(|e| {
+                    format!(
+                        "{}: profile {:?}: access_key: {e}",
+                        path.display(),
+                        parsed.profile_key()
+                    )
+                })?;
+            let container = container.clone();
+            return Ok(Store::Object {
+                api: ObjectApi::Azure { account, container },
+                prefix: prefix.trim_start_matches('/').to_string(),
+            });
+        }
         let style = s3::addressing_style(
             cred.addressing_style.map(|s| s.as_str()),
             self.env.osmo_s3_addressing_style.as_deref(),
@@ -74,14 +109,16 @@ impl CredentialFiles {
             | StoreUrl::Gs { prefix, .. }
             | StoreUrl::Tos { prefix, .. }
             | StoreUrl::Swift { prefix, .. } => prefix.trim_start_matches('/').to_string(),
-            StoreUrl::File { .. } => String::new(),
+            StoreUrl::File { .. } | StoreUrl::Azure { .. } => String::new(),
         };
-        Ok(Store::S3 {
-            target,
-            creds: Credentials {
-                access_key_id: cred.access_key_id,
-                secret_access_key: cred.secret_access_key,
-                session_token: cred.session_token,
+        Ok(Store::Object {
+            api: ObjectApi::S3 {
+                target,
+                creds: Credentials {
+                    access_key_id: cred.access_key_id,
+                    secret_access_key: cred.secret_access_key,
+                    session_token: cred.session_token,
+                },
             },
             prefix,
         })

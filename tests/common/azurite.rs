@@ -7,10 +7,16 @@
 //! `azurite-blob`. Without it the test fails and says how to install it: a missing peer
 //! is never a pass.
 
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
+
+use sidewire::proto::azure::{self, AzureAccount, Request};
+use sidewire::proto::http::{Body, Collector, Response};
 
 /// The emulator's well-known account and key.
 pub const ACCOUNT: &str = "devstoreaccount1";
@@ -72,10 +78,60 @@ impl Azurite {
 
     /// The connection string of the emulator's account.
     pub fn connection_string(&self) -> String {
+        self.connection_string_via(&format!("http://127.0.0.1:{}", self.port), KEY)
+    }
+
+    /// The connection string of the emulator's account reached at `endpoint` (a proxy in
+    /// front of it), with account key `key`.
+    pub fn connection_string_via(&self, endpoint: &str, key: &str) -> String {
         format!(
-            "DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={KEY};BlobEndpoint=http://127.0.0.1:{}/{ACCOUNT};",
-            self.port
+            "DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={key};BlobEndpoint={endpoint}/{ACCOUNT};"
         )
+    }
+
+    /// The emulator's account, as its connection string describes it.
+    pub fn account(&self) -> AzureAccount {
+        azure::parse_conn_string(&self.connection_string(), ACCOUNT).expect("Azurite's account")
+    }
+
+    /// Creates container `name`.
+    pub fn create_container(&self, name: &str) {
+        let created = self.send(&self.account(), azure::create_container(name), b"");
+        assert_eq!(
+            created.head.status,
+            201,
+            "{}",
+            String::from_utf8_lossy(&created.body)
+        );
+    }
+
+    /// Signs and sends `request` with `body` as `account`, and reads the whole answer.
+    pub fn send(&self, account: &AzureAccount, mut request: Request, body: &[u8]) -> Response {
+        request.sign(account, body.len() as u64, SystemTime::now());
+        let mut head = Vec::new();
+        let sent = if body.is_empty() {
+            Body::None
+        } else {
+            Body::Bytes(body)
+        };
+        request
+            .write_head(&mut head, account, sent)
+            .expect("a valid head");
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).expect("Azurite");
+        stream.write_all(&head).unwrap();
+        let mut collector = Collector::new(16 << 20, request.method == "HEAD");
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 65536];
+        loop {
+            let (used, done) = collector.feed(&buf).expect("an HTTP answer");
+            buf.drain(..used);
+            if let Some(response) = done {
+                return response;
+            }
+            let n = stream.read(&mut chunk).unwrap();
+            assert!(n > 0, "Azurite closed before answering");
+            buf.extend_from_slice(&chunk[..n]);
+        }
     }
 }
 

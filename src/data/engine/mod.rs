@@ -3,6 +3,7 @@
 //! time through a channel and a waker; it answers with [`Report`]s (log lines, then the
 //! outcome) the same way.
 
+mod azure;
 mod drop_behind;
 mod folder_job;
 mod s3_download;
@@ -385,12 +386,8 @@ impl Engine {
             None => None,
         };
         self.job = Some(match store {
-            Store::S3 {
-                target,
-                creds,
-                prefix,
-            } => Job::S3(Box::new(S3Job::new(
-                work, filter, target, creds, prefix, transfer, now,
+            Store::Object { api, prefix } => Job::S3(Box::new(S3Job::new(
+                work, filter, api, prefix, transfer, now,
             ))),
             Store::Folder(path) => {
                 Job::Folder(Box::new(FolderJob::new(work, filter, path, transfer, now)))

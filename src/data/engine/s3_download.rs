@@ -17,16 +17,17 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::drop_behind::DropBehind;
-use super::s3_job::{Mode, Purpose, S3Job};
+use super::s3_job::{ApiRequest, Mode, Purpose, S3Job};
 use super::Shared;
 use crate::data::file_store::create_temp;
 use crate::data::journal::FileState;
 use crate::data::plan;
+use crate::data::store::ObjectApi;
 use crate::net::http_pool::{PoolResponse, ResponseSink};
+use crate::proto::azure;
 use crate::proto::http::parse_content_range;
 use crate::proto::s3;
 use crate::proto::s3::checksum::{object_crc, CrcSource};
-use crate::proto::s3::Request;
 use crate::sys::dest_dir::DestDir;
 
 pub use listing::Listing;
@@ -387,10 +388,11 @@ impl S3Job {
             }
             f.seen_etag = Some(answered);
         }
+        let meta_header = self.api.crc_metadata_header();
         if let Some(f) = self.download().active.get_mut(&file) {
             f.etag_not_md5 |= etag_is_not_md5(&resp.head);
             // The store's own checksum outranks the metadata, whichever answer states it.
-            match object_crc(&resp.head, whole) {
+            match object_crc(&resp.head, whole, &meta_header) {
                 Some(stated) if f.object_crc.is_none() || stated.1 == CrcSource::Store => {
                     f.object_crc = Some(stated)
                 }
@@ -425,7 +427,8 @@ impl S3Job {
         }
     }
 
-    pub(super) fn download_request_of(&self, purpose: &Purpose) -> (Request, ResponseSink) {
+    /// A GET of one range of a file, written in place into its temporary file.
+    pub(super) fn download_request_of(&self, purpose: &Purpose) -> (ApiRequest, ResponseSink) {
         let Purpose::Get { file, offset, len } = *purpose else {
             unreachable!("only GETs are download requests")
         };
@@ -440,11 +443,16 @@ impl S3Job {
             ),
             None => ("", ResponseSink::Collect { max: 0 }),
         };
-        let last = offset + len.max(1) - 1;
-        (
-            s3::get_object(&self.target, key, Some((offset, last)), None).with_checksum_mode(),
-            sink,
-        )
+        let range = Some((offset, offset + len.max(1) - 1));
+        let request = match &self.api {
+            ObjectApi::S3 { target, .. } => {
+                ApiRequest::S3(s3::get_object(target, key, range, None).with_checksum_mode())
+            }
+            ObjectApi::Azure { container, .. } => {
+                ApiRequest::Azure(azure::get_blob(container, key, range))
+            }
+        };
+        (request, sink)
     }
 
     pub(super) fn describe_get(&self, file: usize, offset: u64) -> String {

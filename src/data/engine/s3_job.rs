@@ -1,6 +1,7 @@
-//! One transfer between a local folder and an S3-compatible bucket: the requests it has in
-//! flight, their retries, and what it reports. The steps particular to each direction are
-//! in [`super::s3_upload`] and [`super::s3_download`].
+//! One transfer between a local folder and an object store (S3's API or Azure Blob's):
+//! the requests it has in flight, their retries, and what it reports. The steps particular
+//! to each direction are in [`super::s3_upload`] and [`super::s3_download`]; what differs
+//! for Azure, in [`super::azure`] and [`api`].
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Instant, SystemTime};
@@ -10,16 +11,18 @@ use crate::ctrl::exit::{ExitCode, Failure};
 use crate::data::filter::Filter;
 use crate::data::journal::{Direction, TransferId};
 use crate::data::progress::Progress;
+use crate::data::store::ObjectApi;
 use crate::net::http_pool::{PoolError, PoolRequest, PoolResponse, RequestBody, RequestId};
-use crate::net::Endpoint;
 use crate::proto::http::Body;
 use crate::proto::osmo::IoType;
-use crate::proto::s3::{self, BucketTarget, Credentials};
+use crate::proto::s3;
 use crate::reactor::Timers;
 
+mod api;
 mod payload;
 mod retry;
 
+pub use api::ApiRequest;
 pub use payload::{digest_file_range, read_range, sum_file, FileSums, PayloadDigest, Worked};
 
 /// Attempts per request before the transfer fails.
@@ -92,8 +95,7 @@ pub enum Mode {
 pub struct S3Job {
     pub work: Work,
     pub filter: Filter,
-    pub target: BucketTarget,
-    pub creds: Credentials,
+    pub api: ObjectApi,
     pub prefix: String,
     pub transfer: Option<TransferId>,
     pub progress: Progress,
@@ -118,8 +120,7 @@ impl S3Job {
     pub fn new(
         work: Work,
         filter: Filter,
-        target: BucketTarget,
-        creds: Credentials,
+        api: ObjectApi,
         prefix: String,
         transfer: Option<TransferId>,
         now: Instant,
@@ -131,8 +132,7 @@ impl S3Job {
         S3Job {
             work,
             filter,
-            target,
-            creds,
+            api,
             prefix,
             transfer,
             progress: Progress::new(now),
@@ -285,9 +285,17 @@ impl S3Job {
     }
 
     /// Sends op `id`, or has its body read on a worker first.
-    fn send(&mut self, sh: &mut Shared, id: u64, _now: Instant) {
+    fn send(&mut self, sh: &mut Shared, id: u64, now: Instant) {
         let Some(op) = self.ops.get(&id) else { return };
         let purpose = op.purpose.clone();
+        if self.done_without_request(sh, id, &purpose) {
+            // It may have given the direction more to do (an upload's parts).
+            if self.failure.is_none() && self.closing.is_none() {
+                self.plan(sh, now);
+            }
+            return;
+        }
+        let Some(op) = self.ops.get(&id) else { return };
         let body = self.body_of(&purpose);
         let (payload_hash, body_crc) = match (&body, &op.payload) {
             (RequestBody::None, _) => (s3::EMPTY_SHA256.to_string(), None),
@@ -300,7 +308,7 @@ impl S3Job {
                 Some(digest.crc64nvme),
             ),
             (RequestBody::File { file, offset, len }, None) => {
-                let sign = sh.payload_signing.signs(self.target.tls);
+                let sign = self.api.signs_payloads(sh.payload_signing);
                 match self.known_crc(&purpose) {
                     // A part whose CRC the file's sums pass gave: nothing to read.
                     Some(crc) if !sign => (s3::UNSIGNED_PAYLOAD.to_string(), Some(crc)),
@@ -315,28 +323,28 @@ impl S3Job {
                 }
             }
         };
-        let (mut request, sink) = self.request_of(&purpose, body_crc);
-        request.sign(&self.target, &self.creds, &payload_hash, SystemTime::now());
+        let (request, sink) = self.request_of(&purpose, body_crc);
         let http_body = match &body {
             RequestBody::None => Body::None,
             RequestBody::Bytes(b) => Body::Bytes(b),
             RequestBody::File { len, .. } => Body::Streamed(*len),
         };
-        let mut head = Vec::new();
-        if let Err(e) = request.write_head(&mut head, &self.target, http_body) {
-            return self.fail(format!("Cannot build a request for {}: {e}", self.work.url));
-        }
+        let head = match self
+            .api
+            .write_head(request, &payload_hash, http_body, SystemTime::now())
+        {
+            Ok(head) => head,
+            Err(e) => {
+                return self.fail(format!("Cannot build a request for {}: {e}", self.work.url))
+            }
+        };
         // The writer put a small body right after the head.
         let body = match body {
             RequestBody::Bytes(_) => RequestBody::None,
             other => other,
         };
         let request = sh.pool.submit(PoolRequest {
-            endpoint: Endpoint {
-                host: self.target.connect_host(),
-                port: self.target.port,
-                tls: self.target.tls,
-            },
+            endpoint: self.api.endpoint(),
             head,
             body,
             sink,
@@ -399,7 +407,11 @@ impl S3Job {
                 let error = s3::parse_error(&resp.body);
                 let detail = match &error {
                     Some(e) => format!("HTTP {status} {}: {}", e.code, e.message),
-                    None => format!("HTTP {status}"),
+                    // Azure names the error in a header too (HEAD answers have no body).
+                    None => match resp.head.header("x-ms-error-code") {
+                        Some(code) => format!("HTTP {status} {}", String::from_utf8_lossy(code)),
+                        None => format!("HTTP {status}"),
+                    },
                 };
                 let damaged = error.as_ref().is_some_and(|e| {
                     matches!(e.code.as_str(), "BadDigest" | "XAmzContentSHA256Mismatch")
@@ -423,10 +435,12 @@ impl S3Job {
                 } else if matches!(
                     purpose,
                     Purpose::ListParts { .. } | Purpose::Check { .. } | Purpose::Complete { .. }
-                ) && matches!(status, 403 | 404)
+                ) && (matches!(status, 403 | 404)
+                    || error.as_ref().is_some_and(|e| e.code == "InvalidBlockList"))
                 {
-                    // The upload the journal names is gone (completed, aborted or expired),
-                    // or listing parts is not allowed: go on without what was recorded.
+                    // The upload the journal names is gone (completed, aborted or expired;
+                    // on Azure, its blocks), or listing parts is not allowed: go on without
+                    // what was recorded.
                     self.ops.remove(&id);
                     return self.resume_without_record(sh, purpose);
                 } else {

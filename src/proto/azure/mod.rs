@@ -13,7 +13,8 @@ pub use conn_string::{
     parse_conn_string, AzureAccount, AzureAuth, BlobEndpoint, ConnStringError, MAX_LEN,
 };
 pub use request::{
-    block_id, block_list_body, block_number, create_container, get_blob, get_uncommitted_blocks,
-    host_header, list_blobs, put_blob, put_block, put_block_list, Request, API_VERSION,
+    block_id, block_list_body, block_number, create_container, get_blob, get_blob_properties,
+    get_uncommitted_blocks, host_header, list_blobs, put_blob, put_block, put_block_list,
+    upload_tag, Request, API_VERSION, UPLOAD_TAG_LEN,
 };
 pub use xml::{parse_block_list, parse_list_blobs, BlobEntry, BlobPage, BlockEntry, BlockList};

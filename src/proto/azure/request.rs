@@ -229,18 +229,29 @@ pub(super) fn string_to_sign(
     out
 }
 
-/// The block id of part `number`: base64 of a fixed-width name (a blob's block ids must
-/// all have one length).
-pub fn block_id(number: u32) -> String {
-    STANDARD.encode(format!("sidewire-block-{number:06}"))
+/// Hex digits in an upload's tag: with it, every block id of a blob has one length (the
+/// service's rule), and blocks another upload left uncommitted are never taken for this
+/// one's.
+pub const UPLOAD_TAG_LEN: usize = 16;
+
+/// A new upload's tag, from eight random bytes.
+pub fn upload_tag(random: [u8; 8]) -> String {
+    random.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The part number a block id of [`block_id`]'s form names.
-pub fn block_number(id: &str) -> Option<u32> {
+/// The block id of part `number` of upload `tag`: base64 of `sidewire-{tag}-{number:06}`.
+pub fn block_id(tag: &str, number: u32) -> String {
+    STANDARD.encode(format!("sidewire-{tag}-{number:06}"))
+}
+
+/// The part number a block id of [`block_id`]'s form names, if it is upload `tag`'s.
+pub fn block_number(tag: &str, id: &str) -> Option<u32> {
     let raw = STANDARD.decode(id).ok()?;
     let digits = std::str::from_utf8(&raw)
         .ok()?
-        .strip_prefix("sidewire-block-")?;
+        .strip_prefix("sidewire-")?
+        .strip_prefix(tag)?
+        .strip_prefix('-')?;
     (digits.len() == 6 && digits.bytes().all(|b| b.is_ascii_digit()))
         .then(|| digits.parse().ok())
         .flatten()
@@ -264,11 +275,12 @@ pub fn put_blob(container: &str, blob: &str, crc: u64) -> Request {
         .with_header("x-ms-content-crc64", content_crc64(crc))
 }
 
-/// Put Block: part `number` of a blob, uncommitted until [`put_block_list`].
-pub fn put_block(container: &str, blob: &str, number: u32, crc: u64) -> Request {
+/// Put Block: part `number` of upload `tag` of a blob, uncommitted until
+/// [`put_block_list`].
+pub fn put_block(container: &str, blob: &str, tag: &str, number: u32, crc: u64) -> Request {
     Request::new("PUT", container, Some(blob))
         .with_query("comp", "block")
-        .with_query("blockid", &block_id(number))
+        .with_query("blockid", &block_id(tag, number))
         .with_header("x-ms-content-crc64", content_crc64(crc))
 }
 
@@ -277,13 +289,13 @@ pub fn put_block_list(container: &str, blob: &str) -> Request {
     Request::new("PUT", container, Some(blob)).with_query("comp", "blocklist")
 }
 
-/// The Put Block List body committing parts `1..=parts` in order, each as the latest
-/// block uploaded under its id.
-pub fn block_list_body(parts: u32) -> Vec<u8> {
+/// The Put Block List body committing parts `1..=parts` of upload `tag` in order, each as
+/// the latest block uploaded under its id.
+pub fn block_list_body(tag: &str, parts: u32) -> Vec<u8> {
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"utf-8\"?><BlockList>");
     for number in 1..=parts {
         out.push_str("<Latest>");
-        escape_into(&mut out, &block_id(number));
+        escape_into(&mut out, &block_id(tag, number));
         out.push_str("</Latest>");
     }
     out.push_str("</BlockList>");
@@ -296,6 +308,11 @@ pub fn get_uncommitted_blocks(container: &str, blob: &str) -> Request {
     Request::new("GET", container, Some(blob))
         .with_query("comp", "blocklist")
         .with_query("blocklisttype", "uncommitted")
+}
+
+/// Get Blob Properties: a HEAD of the blob (its length and metadata).
+pub fn get_blob_properties(container: &str, blob: &str) -> Request {
+    Request::new("HEAD", container, Some(blob))
 }
 
 /// Get Blob, optionally of the bytes `first..=last`.

@@ -78,7 +78,9 @@ impl CrcSource {
 /// store's full-object checksum when the answer holds the whole object (`whole`; for a
 /// range a store states none, or the range's own), else sidewire's metadata. A value that
 /// is not base64 of eight bytes, or a checksum of another type, states nothing.
-pub fn object_crc(head: &ResponseHead, whole: bool) -> Option<(u64, CrcSource)> {
+/// `meta_header` is where the metadata comes (`x-amz-meta-crc64nvme` on S3,
+/// `x-ms-meta-crc64nvme` on Azure, which states no checksum of its own for a whole blob).
+pub fn object_crc(head: &ResponseHead, whole: bool, meta_header: &str) -> Option<(u64, CrcSource)> {
     let text = |name: &str| {
         head.header(name)
             .and_then(|v| std::str::from_utf8(v).ok())
@@ -90,7 +92,7 @@ pub fn object_crc(head: &ResponseHead, whole: bool) -> Option<(u64, CrcSource)> 
         .and_then(from_header)
         .map(|crc| (crc, CrcSource::Store));
     let meta = || {
-        text(&format!("x-amz-meta-{CRC64NVME_META}"))
+        text(meta_header)
             .and_then(from_header)
             .map(|crc| (crc, CrcSource::Metadata))
     };

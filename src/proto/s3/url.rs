@@ -27,20 +27,28 @@ pub enum StoreUrl {
         container: String,
         prefix: String,
     },
+    /// `azure://account/container/prefix`: Azure Blob storage, through its own REST API
+    /// (not S3's).
+    Azure {
+        account: String,
+        container: String,
+        prefix: String,
+    },
     /// `file:///abs/path` or `/abs/path`.
     File { path: PathBuf },
 }
 
 impl StoreUrl {
     /// The name credential profiles are stored under: `s3://bucket`,
-    /// `gs://bucket`, `tos://host/bucket`, `swift://host/AUTH_ns`, `file://` (files
-    /// need none).
+    /// `gs://bucket`, `tos://host/bucket`, `swift://host/AUTH_ns`, `azure://account`,
+    /// `file://` (files need none).
     pub fn profile_key(&self) -> String {
         match self {
             StoreUrl::S3 { bucket, .. } => format!("s3://{bucket}"),
             StoreUrl::Gs { bucket, .. } => format!("gs://{bucket}"),
             StoreUrl::Tos { host, bucket, .. } => format!("tos://{host}/{bucket}"),
             StoreUrl::Swift { host, account, .. } => format!("swift://{host}/{account}"),
+            StoreUrl::Azure { account, .. } => format!("azure://{account}"),
             StoreUrl::File { .. } => "file://".to_string(),
         }
     }
@@ -80,6 +88,15 @@ pub enum UrlError {
     BadAccount {
         url: String,
     },
+    /// An `azure://` storage account name that is not 3-24 lower-case letters and digits.
+    BadAzureAccount {
+        account: String,
+    },
+    /// An `azure://` container name that is not 3-63 lower-case letters, digits and
+    /// single hyphens, starting and ending with a letter or digit.
+    BadContainer {
+        container: String,
+    },
     BadHost {
         host: String,
     },
@@ -94,6 +111,8 @@ pub enum UrlError {
     },
     /// A local path was passed where an object store is needed.
     NotAnObjectStore,
+    /// An Azure URL was passed where a store of the S3 API is needed.
+    NotS3Api,
     /// The region is empty after trimming or holds characters other than
     /// letters, digits, `-`, `_` and `.` (it goes into host names and the
     /// signature scope).
@@ -119,7 +138,7 @@ impl fmt::Display for UrlError {
             }
             UrlError::NotAUrl { url } => write!(
                 f,
-                "{url:?} is not a store URL (s3://, gs://, tos://, swift://, file:// or an absolute path)"
+                "{url:?} is not a store URL (s3://, gs://, tos://, swift://, azure://, file:// or an absolute path)"
             ),
             UrlError::EmptyBucket { url } => write!(f, "store URL {url:?} has no bucket"),
             UrlError::BadBucket { bucket, what } => {
@@ -130,6 +149,14 @@ impl fmt::Display for UrlError {
                 f,
                 "swift URL {url:?} must be swift://host/AUTH_account/container/path"
             ),
+            UrlError::BadAzureAccount { account } => write!(
+                f,
+                "Azure storage account name {account:?} is not valid (3-24 lower-case letters and digits)"
+            ),
+            UrlError::BadContainer { container } => write!(
+                f,
+                "Azure container name {container:?} is not valid (3-63 lower-case letters, digits and single hyphens)"
+            ),
             UrlError::BadHost { host } => write!(f, "host {host:?} is not a valid host name"),
             UrlError::BadFileUrl { url } => write!(
                 f,
@@ -137,6 +164,7 @@ impl fmt::Display for UrlError {
             ),
             UrlError::BadEndpoint { what } => write!(f, "S3 endpoint URL is not valid: {what}"),
             UrlError::NotAnObjectStore => f.write_str("a local path is not an object store"),
+            UrlError::NotS3Api => f.write_str("Azure Blob storage is not reached through the S3 API"),
             UrlError::BadRegion { region } => write!(
                 f,
                 "region {region:?} is not valid (letters, digits, '-', '_' and '.' only)"
@@ -207,10 +235,53 @@ pub fn parse_store_url(url: &str) -> Result<StoreUrl, UrlError> {
                 prefix,
             })
         }
+        "azure" => {
+            let (account, rest) = rest.split_once('/').unwrap_or((rest, ""));
+            if account.is_empty() {
+                return Err(UrlError::EmptyHost {
+                    url: url.to_string(),
+                });
+            }
+            let (container, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if container.is_empty() {
+                return Err(UrlError::EmptyBucket {
+                    url: url.to_string(),
+                });
+            }
+            check_azure_names(account, container)?;
+            Ok(StoreUrl::Azure {
+                account: account.to_string(),
+                container: container.to_string(),
+                prefix: prefix.to_string(),
+            })
+        }
         _ => Err(UrlError::Unsupported {
             scheme: scheme.to_string(),
         }),
     }
+}
+
+/// Azure's naming rules for storage accounts and containers: checked here so a bad name
+/// gets its own error rather than the service's 400 (or a request to another host).
+fn check_azure_names(account: &str, container: &str) -> Result<(), UrlError> {
+    let lower_alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    if !(3..=24).contains(&account.len()) || !account.bytes().all(lower_alnum) {
+        return Err(UrlError::BadAzureAccount {
+            account: account.to_string(),
+        });
+    }
+    let bytes = container.as_bytes();
+    let ok = (3..=63).contains(&bytes.len())
+        && bytes.iter().all(|&b| lower_alnum(b) || b == b'-')
+        && lower_alnum(bytes[0])
+        && lower_alnum(bytes[bytes.len() - 1])
+        && !container.contains("--");
+    if !ok {
+        return Err(UrlError::BadContainer {
+            container: container.to_string(),
+        });
+    }
+    Ok(())
 }
 
 /// The host of a URL that names one (`tos://host/...`, `swift://host/...`), lower-cased,
@@ -341,6 +412,7 @@ pub fn resolve_target(
     }
     let (bucket, default_host, region, style) = match url {
         StoreUrl::File { .. } => return Err(UrlError::NotAnObjectStore),
+        StoreUrl::Azure { .. } => return Err(UrlError::NotS3Api),
         StoreUrl::S3 { bucket, .. } => {
             let region = region.unwrap_or("us-east-1");
             (bucket, format!("s3.{region}.amazonaws.com"), region, style)

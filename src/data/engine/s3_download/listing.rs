@@ -61,7 +61,7 @@ impl S3Job {
     ) {
         self.finished(id);
         self.download().listing.in_flight = false;
-        let page = match s3::parse_list_objects_v2(&resp.body) {
+        let page = match self.api.read_listing(&resp.body) {
             Ok(p) => p,
             Err(e) => {
                 return self.fail(format!(

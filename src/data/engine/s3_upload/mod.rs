@@ -41,10 +41,10 @@ enum UpState {
 
 pub struct UpFile {
     local: LocalFile,
-    key: String,
+    pub(in crate::data::engine) key: String,
     state: UpState,
     file: Option<Arc<File>>,
-    upload_id: String,
+    pub(in crate::data::engine) upload_id: String,
     part_size: u64,
     parts_todo: VecDeque<(u32, u64, u64)>,
     parts_done: BTreeMap<u32, String>,
@@ -54,7 +54,7 @@ pub struct UpFile {
     listed: BTreeMap<u32, (String, u64)>,
     /// The whole file's CRC64NVME, declared with its multipart upload; `None` before the
     /// sums pass, and for an upload created without checksums.
-    crc64nvme: Option<u64>,
+    pub(in crate::data::engine) crc64nvme: Option<u64>,
     /// Each part's CRC64NVME from the sums pass, by part number from 1.
     part_crcs: Vec<u64>,
     /// The journal's upload of this file, held while the sums pass checks that the file
@@ -70,7 +70,7 @@ impl S3Job {
         }
     }
 
-    fn up_file(&self, i: usize) -> &UpFile {
+    pub(in crate::data::engine) fn up_file(&self, i: usize) -> &UpFile {
         match &self.mode {
             Mode::Upload(u) => &u.files[i],
             Mode::Download(_) => unreachable!("upload step of a download"),
@@ -374,6 +374,37 @@ impl S3Job {
         Some(opened.file)
     }
 
+    /// The store created upload `upload_id` of multipart file `file` (on Azure, sidewire
+    /// made up its tag): it is journaled, then its parts are planned.
+    pub(in crate::data::engine) fn upload_created(
+        &mut self,
+        sh: &mut Shared,
+        file: usize,
+        upload_id: String,
+    ) {
+        let (rel, size, mtime) = {
+            let f = self.up_file(file);
+            (f.local.rel.clone(), f.local.size, f.local.mtime_ns)
+        };
+        let part_size = plan::part_size(size);
+        if let (Some(j), Some(t)) = (&sh.journal, self.transfer) {
+            let record = MultipartRecord {
+                upload_id: upload_id.clone(),
+                part_size,
+                size,
+                mtime_ns: mtime,
+                crc64nvme: self.up_file(file).crc64nvme,
+            };
+            if let Err(e) = j.start_multipart(t, &rel, &record) {
+                return self.fail(e.to_string());
+            }
+        }
+        let f = &mut self.upload().files[file];
+        f.upload_id = upload_id;
+        f.part_size = part_size;
+        f.parts_todo = plan::pieces(size, part_size).collect();
+    }
+
     /// Records that the file's upload is being completed (so a restart checks the object
     /// first), then completes it.
     fn complete(&mut self, sh: &mut Shared, file: usize) {
@@ -419,60 +450,35 @@ impl S3Job {
             Purpose::Create { file } => match s3::parse_initiate(&resp.body) {
                 Ok(upload_id) => {
                     self.finished(id);
-                    let (rel, size, mtime) = {
-                        let f = self.up_file(file);
-                        (f.local.rel.clone(), f.local.size, f.local.mtime_ns)
-                    };
-                    let part_size = plan::part_size(size);
-                    if let (Some(j), Some(t)) = (&sh.journal, self.transfer) {
-                        if let Err(e) = j.start_multipart(
-                            t,
-                            &rel,
-                            &MultipartRecord {
-                                upload_id: upload_id.clone(),
-                                part_size,
-                                size,
-                                mtime_ns: mtime,
-                                crc64nvme: self.up_file(file).crc64nvme,
-                            },
-                        ) {
-                            return self.fail(e.to_string());
+                    self.upload_created(sh, file, upload_id);
+                }
+                Err(e) => self.bad_answer(sh, id, e, now),
+            },
+            Purpose::ListParts { file, marker } => {
+                let upload_id = &self.up_file(file).upload_id;
+                match self.api.read_parts(upload_id, marker, &resp.body) {
+                    Ok((parts, next)) => {
+                        self.finished(id);
+                        let f = &mut self.upload().files[file];
+                        for p in parts {
+                            f.listed.insert(p.number, (p.etag, p.size));
+                        }
+                        match next {
+                            Some(marker) => self.queue(Purpose::ListParts {
+                                file,
+                                marker: Some(marker),
+                            }),
+                            None => self.resume_parts(sh, file),
                         }
                     }
-                    let f = &mut self.upload().files[file];
-                    f.upload_id = upload_id;
-                    f.part_size = part_size;
-                    f.parts_todo = plan::pieces(size, part_size).collect();
+                    Err(e) => self.bad_answer(sh, id, e, now),
                 }
-                Err(e) => self.bad_answer(sh, id, e, now),
-            },
-            Purpose::ListParts { file, marker } => match s3::parse_list_parts(&resp.body)
-                .and_then(|page| Ok((page.next_after(marker)?, page)))
-            {
-                Ok((next, page)) => {
-                    self.finished(id);
-                    let f = &mut self.upload().files[file];
-                    for p in page.parts {
-                        f.listed.insert(p.number, (p.etag, p.size));
-                    }
-                    match next {
-                        Some(marker) => self.queue(Purpose::ListParts {
-                            file,
-                            marker: Some(marker),
-                        }),
-                        None => self.resume_parts(sh, file),
-                    }
-                }
-                Err(e) => self.bad_answer(sh, id, e, now),
-            },
+            }
             Purpose::Part {
                 file, number, len, ..
             } => {
-                let Some(etag) = resp
-                    .head
-                    .header("etag")
-                    .map(|v| String::from_utf8_lossy(v).into_owned())
-                else {
+                let upload_id = &self.up_file(file).upload_id;
+                let Some(etag) = self.api.part_etag(upload_id, number, &resp.head) else {
                     self.ops_remove_and_fail(
                         id,
                         format!(
@@ -502,8 +508,8 @@ impl S3Job {
                 self.finished(id);
                 self.on_checked(sh, file, attempts, &resp);
             }
-            Purpose::Complete { file } => match s3::parse_complete(&resp.body) {
-                Ok(_etag) => {
+            Purpose::Complete { file } => match self.api.read_completion(&resp.body) {
+                Ok(()) => {
                     self.finished(id);
                     let rel = self.up_file(file).local.rel.clone();
                     if let (Some(j), Some(t)) = (&sh.journal, self.transfer) {

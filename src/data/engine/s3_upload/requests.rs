@@ -1,8 +1,10 @@
 //! The request, body and description of each upload op.
 
-use super::super::s3_job::{Purpose, S3Job, MAX_XML};
+use super::super::s3_job::{ApiRequest, Purpose, S3Job, MAX_XML};
+use crate::data::store::ObjectApi;
 use crate::net::http_pool::{RequestBody, ResponseSink};
-use crate::proto::s3::{self, Request};
+use crate::proto::azure;
+use crate::proto::s3::{self, BucketTarget, Request};
 
 impl S3Job {
     pub(in crate::data::engine) fn upload_body_of(&self, purpose: &Purpose) -> RequestBody {
@@ -29,13 +31,18 @@ impl S3Job {
                 None => RequestBody::None,
             },
             Purpose::Complete { file } => {
-                let parts: Vec<(u32, String)> = self
-                    .up_file(file)
-                    .parts_done
-                    .iter()
-                    .map(|(n, e)| (*n, e.clone()))
-                    .collect();
-                RequestBody::Bytes(s3::complete_multipart_body(&parts))
+                let f = self.up_file(file);
+                match self.api {
+                    ObjectApi::S3 { .. } => {
+                        let parts: Vec<(u32, String)> =
+                            f.parts_done.iter().map(|(n, e)| (*n, e.clone())).collect();
+                        RequestBody::Bytes(s3::complete_multipart_body(&parts))
+                    }
+                    ObjectApi::Azure { .. } => {
+                        let parts = f.parts_done.len() as u32;
+                        RequestBody::Bytes(azure::block_list_body(&f.upload_id, parts))
+                    }
+                }
             }
             _ => RequestBody::None,
         }
@@ -52,17 +59,39 @@ impl S3Job {
         }
     }
 
-    /// The request for `purpose`; `body_crc` is the CRC64NVME of a body read from a file.
-    /// A single PUT and every part carry their body's CRC (the store refuses damaged
-    /// bytes); an object records its whole CRC as metadata, and a multipart upload
-    /// declares CRC64NVME and completes with the whole CRC as its FULL_OBJECT checksum.
+    /// The request for `purpose` in the job's API; `body_crc` is the CRC64NVME of a body
+    /// read from a file.
     pub(in crate::data::engine) fn request_of(
         &self,
         purpose: &Purpose,
         body_crc: Option<u64>,
+    ) -> (ApiRequest, ResponseSink) {
+        if let Purpose::Get { .. } = purpose {
+            return self.download_request_of(purpose);
+        }
+        match &self.api {
+            ObjectApi::S3 { target, .. } => {
+                let (request, sink) = self.s3_request_of(target, purpose, body_crc);
+                (ApiRequest::S3(request), sink)
+            }
+            ObjectApi::Azure { container, .. } => {
+                let (request, sink) = self.azure_request_of(container, purpose, body_crc);
+                (ApiRequest::Azure(request), sink)
+            }
+        }
+    }
+
+    /// An S3 request. A single PUT and every part carry their body's CRC (the store
+    /// refuses damaged bytes); an object records its whole CRC as metadata, and a
+    /// multipart upload declares CRC64NVME and completes with the whole CRC as its
+    /// FULL_OBJECT checksum.
+    fn s3_request_of(
+        &self,
+        t: &BucketTarget,
+        purpose: &Purpose,
+        body_crc: Option<u64>,
     ) -> (Request, ResponseSink) {
         let collect = ResponseSink::Collect { max: MAX_XML };
-        let t = &self.target;
         match purpose {
             Purpose::List { token } => (
                 s3::list_objects_v2(t, &self.prefix, token.as_deref()),
@@ -106,7 +135,7 @@ impl S3Job {
             Purpose::Check { file } => (s3::head_object(t, &self.up_file(*file).key), collect),
             Purpose::Abort { key, upload_id } => (s3::abort_multipart(t, key, upload_id), collect),
             Purpose::Get { .. } | Purpose::Verify { .. } | Purpose::Sum { .. } => {
-                self.download_request_of(purpose)
+                unreachable!("{purpose:?} makes no S3 request of its own")
             }
         }
     }

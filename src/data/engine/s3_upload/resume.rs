@@ -77,7 +77,8 @@ impl S3Job {
     }
 
     /// The object of a file whose completion went out before a restart: whole when it has
-    /// the file's length and a multipart ETag of its part count; else its parts are listed.
+    /// the file's length and (S3) a multipart ETag of its part count or (Azure) the file's
+    /// CRC in its metadata; else it is looked at again later.
     pub(super) fn on_checked(
         &mut self,
         sh: &mut Shared,
@@ -87,15 +88,9 @@ impl S3Job {
     ) {
         let f = self.up_file(file);
         let parts = plan::pieces(f.local.size, f.part_size).count();
-        let header = |name| {
-            resp.head
-                .header(name)
-                .map(|v| String::from_utf8_lossy(v).into_owned())
-        };
-        let length = header("content-length").and_then(|v| v.trim().parse::<u64>().ok());
-        let etag = header("etag").unwrap_or_default();
-        let whole =
-            length == Some(f.local.size) && etag.trim_matches('"').ends_with(&format!("-{parts}"));
+        let whole = self
+            .api
+            .is_whole(&resp.head, f.local.size, parts, f.crc64nvme);
         if !whole {
             // A completion may still be assembling the object: look again later.
             let check = Purpose::Check { file };

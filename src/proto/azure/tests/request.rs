@@ -20,7 +20,7 @@ fn emulator(auth: AzureAuth) -> AzureAccount {
 #[test]
 fn shared_key_signs_the_standard_headers_the_ms_headers_and_the_resource() {
     let account = emulator(AzureAuth::SharedKey(b"key".to_vec()));
-    let mut r = put_block("c", "d/e f", 1, 0x0102_0304_0506_0708);
+    let mut r = put_block("c", "d/e f", "00010203fcfdfeff", 1, 0x0102_0304_0506_0708);
     let now = UNIX_EPOCH + Duration::from_secs(784_111_777);
     r.sign(&account, 8, now);
     let want = "PUT\n\n\n8\n\n\n\n\n\n\n\n\n\
@@ -28,7 +28,7 @@ fn shared_key_signs_the_standard_headers_the_ms_headers_and_the_resource() {
         x-ms-date:Sun, 06 Nov 1994 08:49:37 GMT\n\
         x-ms-version:2021-08-06\n\
         /devstoreaccount1/devstoreaccount1/c/d/e%20f\n\
-        blockid:c2lkZXdpcmUtYmxvY2stMDAwMDAx\ncomp:block";
+        blockid:c2lkZXdpcmUtMDAwMTAyMDNmY2ZkZmVmZi0wMDAwMDE=\ncomp:block";
     assert_eq!(string_to_sign(&r, &account, 8), want);
     let auth = r
         .headers
@@ -94,18 +94,29 @@ fn the_head_carries_the_endpoint_path_the_encoded_query_and_a_sas() {
 }
 
 #[test]
-fn block_ids_have_one_length_and_name_their_part() {
-    assert_eq!(block_id(1), "c2lkZXdpcmUtYmxvY2stMDAwMDAx");
-    assert_eq!(block_id(10_000).len(), block_id(1).len());
-    assert_eq!(block_number(&block_id(10_000)), Some(10_000));
+fn block_ids_have_one_length_and_name_their_upload_and_part() {
+    let tag = upload_tag([0, 1, 2, 3, 0xfc, 0xfd, 0xfe, 0xff]);
+    assert_eq!(tag, "00010203fcfdfeff");
+    assert_eq!(tag.len(), UPLOAD_TAG_LEN);
+    assert_eq!(
+        block_id(&tag, 1),
+        "c2lkZXdpcmUtMDAwMTAyMDNmY2ZkZmVmZi0wMDAwMDE="
+    );
+    assert_eq!(block_id(&tag, 10_000).len(), block_id(&tag, 1).len());
+    assert_eq!(block_number(&tag, &block_id(&tag, 10_000)), Some(10_000));
+    let other = upload_tag([9; 8]);
+    assert_eq!(block_number(&tag, &block_id(&other, 1)), None);
     for foreign in ["", "AAAA", "c2lkZXdpcmUtYmxvY2stMDAwMDA=", "bm90LW91cnM="] {
-        assert_eq!(block_number(foreign), None, "{foreign}");
+        assert_eq!(block_number(&tag, foreign), None, "{foreign}");
     }
-    let body = String::from_utf8(block_list_body(2)).unwrap();
+    let body = String::from_utf8(block_list_body(&tag, 2)).unwrap();
     assert_eq!(
         body,
-        "<?xml version=\"1.0\" encoding=\"utf-8\"?><BlockList>\
-         <Latest>c2lkZXdpcmUtYmxvY2stMDAwMDAx</Latest>\
-         <Latest>c2lkZXdpcmUtYmxvY2stMDAwMDAy</Latest></BlockList>"
+        format!(
+            "<?xml version=\"1.0\" encoding=\"utf-8\"?><BlockList>\
+             <Latest>{}</Latest><Latest>{}</Latest></BlockList>",
+            block_id(&tag, 1),
+            block_id(&tag, 2)
+        )
     );
 }

@@ -51,11 +51,7 @@ fn parses_store_urls() {
 
 #[test]
 fn refuses_unsupported_and_bad_urls_clearly() {
-    for (url, scheme) in [
-        ("azure://acct/c", "azure"),
-        ("http://h/b", "http"),
-        ("https://h/b", "https"),
-    ] {
+    for (url, scheme) in [("http://h/b", "http"), ("https://h/b", "https")] {
         let err = parse_store_url(url).unwrap_err();
         assert_eq!(
             err,
@@ -389,4 +385,53 @@ fn addressing_style_precedence() {
     );
     assert!(addressing_style(None, Some("x"), None).is_err());
     assert!(addressing_style(None, None, Some("maybe")).is_err());
+}
+
+#[test]
+fn azure_urls_name_account_container_and_path_under_azures_naming_rules() {
+    assert_eq!(
+        parse_store_url("azure://acct01/my-cont/wf/a b").unwrap(),
+        StoreUrl::Azure {
+            account: "acct01".into(),
+            container: "my-cont".into(),
+            prefix: "wf/a b".into(),
+        }
+    );
+    let url = parse_store_url("azure://acct01/cont").unwrap();
+    assert_eq!(url.profile_key(), "azure://acct01");
+    assert_eq!(
+        resolve_target(&url, None, None, AddressingStyle::Auto).unwrap_err(),
+        UrlError::NotS3Api
+    );
+    for bad in ["azure://Acct/cont", "azure://ab/cont", "azure://a-b-c/cont"] {
+        assert!(
+            matches!(parse_store_url(bad), Err(UrlError::BadAzureAccount { .. })),
+            "{bad}"
+        );
+    }
+    for bad in [
+        "azure://acct/ab",
+        "azure://acct/Cont",
+        "azure://acct/-cont",
+        "azure://acct/cont-",
+        "azure://acct/co--nt",
+        "azure://acct/co_nt",
+    ] {
+        assert!(
+            matches!(parse_store_url(bad), Err(UrlError::BadContainer { .. })),
+            "{bad}"
+        );
+    }
+    assert!(matches!(
+        parse_store_url("azure://acct").unwrap_err(),
+        UrlError::EmptyBucket { .. }
+    ));
+    assert!(matches!(
+        parse_store_url("azure:///cont").unwrap_err(),
+        UrlError::EmptyHost { .. }
+    ));
+    assert_eq!(
+        parse_store_url("azure://acct/c").unwrap_err().to_string(),
+        "Azure container name \"c\" is not valid (3-63 lower-case letters, digits and single hyphens)"
+    );
 }
