@@ -109,6 +109,41 @@ fn an_azure_tree_uploads_and_downloads_back_byte_identical_with_a_regex_filter()
     let _ = fs::remove_dir_all(&down);
 }
 
+/// A connection string with a shared access signature instead of the key: requests carry
+/// the SAS on their query, and Azurite checks it.
+#[test]
+fn an_azure_upload_and_download_with_a_shared_access_signature() {
+    let azurite = Azurite::start("sas");
+    azurite.create_container("cont");
+    let dir = temp_dir("azure-sas");
+    write_azure_profile(&dir, &azurite.sas_connection_string());
+    write_pattern(&dir.join("output/big.bin"), 20 * MIB + 1, 3);
+    write_pattern(&dir.join("output/small.bin"), 100, 4);
+    let url = format!("azure://{ACCOUNT}/cont/sas");
+    let out = run(&dir, &[], &[format!("url:{url},")], &["true"]);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let out = run(&dir, &[format!("url:back,{url},")], &[], &["true"]);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    for name in ["big.bin", "small.bin"] {
+        assert!(
+            same_content(
+                &dir.join("output").join(name),
+                &dir.join("input/back").join(name)
+            ),
+            "{name}"
+        );
+    }
+    // A signature that does not match is refused.
+    let forged = azurite
+        .sas_connection_string()
+        .replace("sp=rwlac", "sp=rwdlac");
+    write_azure_profile(&dir, &forged);
+    let out = run(&dir, &[format!("url:again,{url},")], &[], &["true"]);
+    assert_eq!(out.status.code(), Some(14), "{}", describe(&out));
+    assert!(!describe(&out).contains("sig="), "{}", describe(&out));
+    let _ = fs::remove_dir_all(&dir);
+}
+
 /// A wrong account key ends a `url:` transfer with 14 both ways, naming Azure's code and
 /// never the key; a missing container ends a download with 10 and an upload with 12.
 #[test]

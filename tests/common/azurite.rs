@@ -89,6 +89,34 @@ impl Azurite {
         )
     }
 
+    /// A connection string with an account SAS (blob service; read, write, list, add,
+    /// create; all resource types) in place of the key, signed with the account key.
+    pub fn sas_connection_string(&self) -> String {
+        use base64::engine::general_purpose::STANDARD;
+        use base64::Engine as _;
+        use hmac::{Hmac, Mac};
+        let (permissions, expiry, version) = ("rwlac", "2099-01-01T00:00:00Z", azure::API_VERSION);
+        // Account SAS, version 2020-12-06 and later: ends with the encryption scope.
+        let text = format!("{ACCOUNT}\n{permissions}\nb\nsco\n\n{expiry}\n\nhttp\n{version}\n\n");
+        let key = STANDARD.decode(KEY).expect("the account key");
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&key).expect("any key length");
+        mac.update(text.as_bytes());
+        let sig = STANDARD.encode(mac.finalize().into_bytes());
+        let sig: String = sig
+            .bytes()
+            .map(|b| match b {
+                b'+' => "%2B".to_string(),
+                b'/' => "%2F".to_string(),
+                b'=' => "%3D".to_string(),
+                _ => (b as char).to_string(),
+            })
+            .collect();
+        format!(
+            "BlobEndpoint=http://127.0.0.1:{}/{ACCOUNT};SharedAccessSignature=sv={version}&ss=b&srt=sco&sp={permissions}&se={expiry}&spr=http&sig={sig}",
+            self.port
+        )
+    }
+
     /// The emulator's account, as its connection string describes it.
     pub fn account(&self) -> AzureAccount {
         azure::parse_conn_string(&self.connection_string(), ACCOUNT).expect("Azurite's account")
