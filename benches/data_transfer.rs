@@ -16,6 +16,8 @@
 mod common;
 #[path = "../tests/common/s3_server.rs"]
 mod s3_server;
+#[path = "data_transfer/server.rs"]
+mod server;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -185,7 +187,7 @@ impl Drop for Server {
 /// The server process: s3s-fs with bucket `bench`, a TLS front beside it, the CA written
 /// to `ca`; prints the two ports and serves until its stdin closes.
 fn serve(ca: &Path) {
-    let s3 = S3Server::start(KEY, SECRET);
+    let s3 = S3Server::start_wrapped(KEY, SECRET, server::FastFs::new);
     s3.create_bucket("bench");
     let front = TlsFront::start(s3.port);
     std::fs::write(ca, front.ca_pem()).expect("write the CA");
