@@ -1,16 +1,25 @@
 //! Upload and download throughput, CPU seconds per GiB and peak RSS of sidewire against
 //! boto3 (`upload_file`/`download_file`, what upstream's data CLI uses, with botocore's
-//! own checksum defaults), both moving the same file to and from the same S3 server
-//! (s3s-fs) in the same run, over plain HTTP and over TLS.
+//! own checksum defaults), both moving the same file to and from the same S3 server in
+//! the same run, over plain HTTP and over TLS; then 10,000 objects of 64 KiB downloaded
+//! by each (files per second).
 //!
 //! The server runs in a process of its own (this bench run again with
 //! `SIDEWIRE_BENCH_SERVE` set), with a TLS front (rustls, a private CA both clients
 //! trust) beside its plain port, so its CPU per GiB is measured apart from the clients'.
-//! sidewire's upload over plain HTTP is measured twice: with the payload's SHA-256
-//! signed (its default there) and unsigned (its default over TLS).
+//! It is s3s (SigV4 and payload checks) over the bench's own backend
+//! (`data_transfer/server.rs`: s3s-fs with multipart uploads taken without MD5 and
+//! joined with `copy_file_range`), its folder on tmpfs; s3s-fs itself spends more CPU
+//! per GiB on an upload than either client, so both clients' uploads into it are
+//! printed apart, for reference. sidewire's upload over plain HTTP is measured twice:
+//! with the payload's SHA-256 signed (its default there) and unsigned (its default over
+//! TLS).
 //!
-//! Run: `scripts/bench-deps && cargo bench --bench data_transfer` (size with
-//! `SIDEWIRE_BENCH_MIB`, default 2048).
+//! Run: `scripts/bench-deps && cargo bench --bench data_transfer`. `SIDEWIRE_BENCH_MIB`
+//! sets the large file's size (default 2048), `SIDEWIRE_BENCH_FILES` the number of small
+//! objects (default 10000), `SIDEWIRE_BENCH_DIR` where the small files are downloaded
+//! (default /dev/shm) and `SIDEWIRE_BENCH_SERVER_DIR` where the server keeps its data
+//! (default /dev/shm).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -201,6 +210,8 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // Killed, it left its folder (on tmpfs: memory) behind.
+        let _ = std::fs::remove_dir_all(&self.data);
     }
 }
 
@@ -323,6 +334,32 @@ fn run_over(server: &Server, endpoint: &str, label: &str, root: &Path, size: u64
     );
 }
 
+/// Both clients' uploads over TLS into s3s-fs itself (the backend the tests use), for
+/// its throughput and server CPU beside the bench's own backend.
+fn s3s_fs_uploads(root: &Path, size: u64) {
+    let server = Server::start(root, "s3s-fs");
+    let up = workdir(&root.join("s3s-fs-up"), &server.tls);
+    std::fs::hard_link(root.join("data.bin"), up.join("output/data.bin")).unwrap();
+    let sw = measure(
+        &server,
+        &sidewire_run(&up, &[], "-output=url:s3://bench/s3s-fs-sidewire,"),
+    );
+    server.forget("s3s-fs-sidewire");
+    let source = root.join("data.bin");
+    let key = "s3s-fs-boto3/data.bin";
+    let b = measure(
+        &server,
+        &boto3("upload", &server.tls, &server.ca, key, &source),
+    );
+    println!();
+    println!(
+        "uploads over TLS into s3s-fs itself (MD5 of every part, parts read back at completion)"
+    );
+    let (s, _) = report("sidewire upload", &sw, size);
+    let (bu, _) = report("boto3 upload", &b, size);
+    println!("upload:   {:.2}x boto3's throughput", s / bu);
+}
+
 /// The size of each small object.
 const SMALL: usize = 64 << 10;
 
@@ -417,6 +454,7 @@ fn main() {
     );
     run_over(&server, &server.plain.clone(), "http", &root, size, true);
     run_over(&server, &server.tls.clone(), "tls", &root, size, false);
+    s3s_fs_uploads(&root, size);
 
     // Small files: written once, uploaded once by sidewire, downloaded by each client.
     // Their folders are on tmpfs (SIDEWIRE_BENCH_DIR), as in the download_listing bench:
