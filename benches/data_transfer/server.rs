@@ -37,12 +37,14 @@ const MIN_PART: u64 = 5 << 20;
 /// The checksum algorithms S3 names, as a client states them.
 const ALGORITHMS: [&str; 5] = ["CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256"];
 
+/// The parts taken so far, by upload id: part number -> (length, CRC64NVME).
+type Uploads = HashMap<String, BTreeMap<i32, (u64, u64)>>;
+
 pub struct FastFs {
     inner: LargeBlocks,
     /// s3s-fs's root, canonical.
     root: PathBuf,
-    /// The parts taken so far, by upload id: part number -> (length, CRC64NVME).
-    uploads: Mutex<HashMap<String, BTreeMap<i32, (u64, u64)>>>,
+    uploads: Mutex<Uploads>,
     tmp: AtomicU64,
 }
 
@@ -76,7 +78,7 @@ impl FastFs {
             .join(format!(".upload_id-{upload_id}.part-{number}"))
     }
 
-    fn parts(&self) -> std::sync::MutexGuard<'_, HashMap<String, BTreeMap<i32, (u64, u64)>>> {
+    fn parts(&self) -> std::sync::MutexGuard<'_, Uploads> {
         self.uploads.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
