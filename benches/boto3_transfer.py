@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Upload or download one file with boto3 the way OSMO's data CLI does, and print one
-JSON line: {"seconds", "bytes", "cpu_user", "cpu_sys"} measured in this process.
+JSON line: {"seconds", "bytes", "files", "cpu_user", "cpu_sys"} measured in this process.
 
 The comparison point for sidewire's S3 transfer engine. Settings mirror upstream's
 src/lib/data/storage/backends/s3.py: TransferConfig(multipart_threshold=512 MiB,
@@ -13,8 +13,13 @@ follow botocore's own defaults unless --checksums when_required asks for upstrea
 setting (current botocore computes a CRC32 of every upload itself). --ca-bundle trusts a
 private CA for https:// endpoints.
 
+--mode download-prefix takes --key as a prefix and --file as a folder: it lists the
+prefix with the ListObjectsV2 paginator and downloads every object into the folder
+through one TransferManager with the same TransferConfig (max_concurrency=5: five
+objects in flight), each to its path as download_file does.
+
   python3 benches/boto3_transfer.py --endpoint URL --bucket B --key K --file PATH \
-      --mode upload|download --access-key AK --secret SK [--ca-bundle PEM]
+      --mode upload|download|download-prefix --access-key AK --secret SK [--ca-bundle PEM]
 Install boto3 with scripts/bench-deps.
 """
 
@@ -64,13 +69,32 @@ def transfer_config():
     )
 
 
+def download_prefix(s3, bucket, prefix, folder, progress):
+    """Every object under `prefix` into `folder` (its key less the prefix); the count."""
+    manager = boto3.s3.transfer.create_transfer_manager(s3, transfer_config())
+    transfers = []
+    with manager:
+        paginator = s3.get_paginator('list_objects_v2')
+        for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+            for obj in page.get('Contents', []):
+                path = os.path.join(folder, obj['Key'][len(prefix):].lstrip('/'))
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                transfers.append(manager.download(
+                    bucket, obj['Key'], path,
+                    subscribers=[boto3.s3.transfer.ProgressCallbackInvoker(progress)]))
+    # Leaving the manager waited for every transfer; result() raises a failed one's error.
+    for transfer in transfers:
+        transfer.result()
+    return len(transfers)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--endpoint', required=True)
     parser.add_argument('--bucket', required=True)
     parser.add_argument('--key', required=True)
     parser.add_argument('--file', required=True)
-    parser.add_argument('--mode', choices=['upload', 'download'], required=True)
+    parser.add_argument('--mode', choices=['upload', 'download', 'download-prefix'], required=True)
     parser.add_argument('--access-key', required=True)
     parser.add_argument('--secret', required=True)
     parser.add_argument('--region', default='us-east-1')
@@ -90,7 +114,10 @@ def main():
 
     usage_before = resource.getrusage(resource.RUSAGE_SELF)
     start = time.perf_counter()
-    if args.mode == 'upload':
+    files = 1
+    if args.mode == 'download-prefix':
+        files = download_prefix(s3, args.bucket, args.key, args.file, progress)
+    elif args.mode == 'upload':
         content_type = mimetypes.guess_type(args.file)[0] or 'application/octet-stream'
         s3.upload_file(Filename=args.file, Bucket=args.bucket, Key=args.key,
                        ExtraArgs={'ContentType': content_type},
@@ -105,6 +132,7 @@ def main():
     print(json.dumps({
         'seconds': round(seconds, 4),
         'bytes': moved,
+        'files': files,
         'cpu_user': round(usage_after.ru_utime - usage_before.ru_utime, 4),
         'cpu_sys': round(usage_after.ru_stime - usage_before.ru_stime, 4),
     }))

@@ -1,21 +1,32 @@
 //! Upload and download throughput, CPU seconds per GiB and peak RSS of sidewire against
 //! boto3 (`upload_file`/`download_file`, what upstream's data CLI uses, with botocore's
-//! own checksum defaults), both moving the same file to and from the same S3 server
-//! (s3s-fs) in the same run, over plain HTTP and over TLS.
+//! own checksum defaults), both moving the same file to and from the same S3 server in
+//! the same run, over plain HTTP and over TLS; then 10,000 objects of 64 KiB downloaded
+//! by each (files per second).
 //!
 //! The server runs in a process of its own (this bench run again with
 //! `SIDEWIRE_BENCH_SERVE` set), with a TLS front (rustls, a private CA both clients
 //! trust) beside its plain port, so its CPU per GiB is measured apart from the clients'.
-//! sidewire's upload over plain HTTP is measured twice: with the payload's SHA-256
-//! signed (its default there) and unsigned (its default over TLS).
+//! It is s3s (SigV4 and payload checks) over the bench's own backend
+//! (`data_transfer/server.rs`: s3s-fs with multipart uploads taken without MD5 and
+//! joined with `copy_file_range`), its folder on tmpfs; s3s-fs itself spends more CPU
+//! per GiB on an upload than either client, so both clients' uploads into it are
+//! printed apart, for reference. sidewire's upload over plain HTTP is measured twice:
+//! with the payload's SHA-256 signed (its default there) and unsigned (its default over
+//! TLS).
 //!
-//! Run: `scripts/bench-deps && cargo bench --bench data_transfer` (size with
-//! `SIDEWIRE_BENCH_MIB`, default 2048).
+//! Run: `scripts/bench-deps && cargo bench --bench data_transfer`. `SIDEWIRE_BENCH_MIB`
+//! sets the large file's size (default 2048), `SIDEWIRE_BENCH_FILES` the number of small
+//! objects (default 10000), `SIDEWIRE_BENCH_DIR` where the small files are downloaded
+//! (default /dev/shm) and `SIDEWIRE_BENCH_SERVER_DIR` where the server keeps its data
+//! (default /dev/shm).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
 #[path = "../tests/common/s3_server.rs"]
 mod s3_server;
+#[path = "data_transfer/server.rs"]
+mod server;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -137,7 +148,8 @@ fn report(name: &str, f: &Figures, bytes: u64) -> (f64, f64) {
     (mbs, cpu_per_gib)
 }
 
-/// The S3 server in its own process: its plain and TLS endpoints and the CA to trust.
+/// The S3 server in its own process: its plain and TLS endpoints, the CA to trust and
+/// its data folder.
 struct Server {
     child: Child,
     /// Closing it ends the server.
@@ -145,13 +157,19 @@ struct Server {
     plain: String,
     tls: String,
     ca: PathBuf,
+    data: PathBuf,
 }
 
 impl Server {
-    fn start(root: &Path) -> Server {
-        let ca = root.join("ca.pem");
+    /// `backend`: "fast" (the bench's own, `server.rs`) or "s3s-fs".
+    fn start(root: &Path, backend: &str) -> Server {
+        let ca = root.join(format!("ca-{backend}.pem"));
         let mut child = Command::new(std::env::current_exe().expect("the bench's path"))
             .env("SIDEWIRE_BENCH_SERVE", &ca)
+            .env("SIDEWIRE_BENCH_BACKEND", backend)
+            // The server's folder on tmpfs: what the figures weigh is the clients, not
+            // ext4's block allocation (2 CPU-s per GiB written here).
+            .env("TMPDIR", server_dir())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -161,51 +179,75 @@ impl Server {
         BufReader::new(child.stdout.take().expect("its stdout"))
             .read_line(&mut line)
             .expect("the server's ports");
-        let ports: Vec<u16> = line
-            .split_whitespace()
-            .map(|p| p.parse().expect("a port"))
-            .collect();
+        let fields: Vec<&str> = line.trim_end().splitn(3, ' ').collect();
+        let port = |i: usize| fields[i].parse::<u16>().expect("a port");
         Server {
+            plain: format!("http://127.0.0.1:{}", port(0)),
+            tls: format!("https://127.0.0.1:{}", port(1)),
+            data: PathBuf::from(fields[2]),
             child,
             _stdin: stdin,
-            plain: format!("http://127.0.0.1:{}", ports[0]),
-            tls: format!("https://127.0.0.1:{}", ports[1]),
             ca,
         }
     }
+
+    /// Deletes the objects under `bench/<prefix>/` (straight from the folder: the
+    /// server's memory is the machine's).
+    fn forget(&self, prefix: &str) {
+        let _ = std::fs::remove_dir_all(self.data.join("bench").join(prefix));
+    }
+}
+
+/// `SIDEWIRE_BENCH_SERVER_DIR`, else /dev/shm when there is one, else the temp folder.
+fn server_dir() -> PathBuf {
+    std::env::var_os("SIDEWIRE_BENCH_SERVER_DIR")
+        .map(PathBuf::from)
+        .or_else(|| Some(PathBuf::from("/dev/shm")).filter(|p| p.is_dir()))
+        .unwrap_or_else(std::env::temp_dir)
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // Killed, it left its folder (on tmpfs: memory) behind.
+        let _ = std::fs::remove_dir_all(&self.data);
     }
 }
 
-/// The server process: s3s-fs with bucket `bench`, a TLS front beside it, the CA written
-/// to `ca`; prints the two ports and serves until its stdin closes.
+/// The server process: the backend named by `SIDEWIRE_BENCH_BACKEND` with bucket `bench`,
+/// a TLS front beside it, the CA written to `ca`; prints the two ports and its data
+/// folder and serves until its stdin closes.
 fn serve(ca: &Path) {
-    let s3 = S3Server::start(KEY, SECRET);
+    let s3 = match std::env::var("SIDEWIRE_BENCH_BACKEND").as_deref() {
+        Ok("s3s-fs") => S3Server::start(KEY, SECRET),
+        _ => S3Server::start_wrapped(KEY, SECRET, server::FastFs::new),
+    };
     s3.create_bucket("bench");
     let front = TlsFront::start(s3.port);
     std::fs::write(ca, front.ca_pem()).expect("write the CA");
-    println!("{} {}", s3.port, front.port());
+    println!("{} {} {}", s3.port, front.port(), s3.root.display());
     std::io::stdout().flush().expect("stdout");
     let mut rest = Vec::new();
     let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut rest);
 }
 
 /// The four transfers over `endpoint`, with sidewire's upload also unsigned when `extra`.
-fn run_over(server: &Server, endpoint: &str, label: &str, root: &Path, size: u64, extra: bool) {
+/// A fresh workdir for `sidewire run` at `dir`: an `output` folder and credentials for
+/// bucket `bench` at `endpoint`.
+fn workdir(dir: &Path, endpoint: &str) -> PathBuf {
     let creds = format!(
         "auth:\n  data:\n    s3://bench:\n      access_key_id: {KEY}\n      access_key: {SECRET}\n      override_url: {endpoint}\n      addressing_style: path\n"
     );
-    let up = root.join(format!("{label}-up"));
-    let down = root.join(format!("{label}-down"));
-    for dir in [&up, &down] {
-        std::fs::create_dir_all(dir.join("output")).unwrap();
-        std::fs::write(dir.join("credentials.yaml"), &creds).unwrap();
-    }
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir.join("output")).unwrap();
+    std::fs::write(dir.join("credentials.yaml"), creds).unwrap();
+    dir.to_path_buf()
+}
+
+fn run_over(server: &Server, endpoint: &str, label: &str, root: &Path, size: u64, extra: bool) {
+    let up = workdir(&root.join(format!("{label}-up")), endpoint);
+    let down = workdir(&root.join(format!("{label}-down")), endpoint);
     let source = root.join("data.bin");
     std::fs::hard_link(&source, up.join("output/data.bin")).unwrap();
     let prefix = format!("{label}-sidewire");
@@ -214,14 +256,16 @@ fn run_over(server: &Server, endpoint: &str, label: &str, root: &Path, size: u64
         &sidewire_run(&up, &[], &format!("-output=url:s3://bench/{prefix},")),
     );
     let sw_up_unsigned = extra.then(|| {
-        measure(
+        let figures = measure(
             server,
             &sidewire_run(
                 &up,
                 &["-payloadSigning=unsigned"],
                 &format!("-output=url:s3://bench/{label}-unsigned,"),
             ),
-        )
+        );
+        server.forget(&format!("{label}-unsigned"));
+        figures
     });
     let sw_down = measure(
         server,
@@ -233,6 +277,8 @@ fn run_over(server: &Server, endpoint: &str, label: &str, root: &Path, size: u64
             .ok(),
         Some(size)
     );
+    server.forget(&prefix);
+    let _ = std::fs::remove_dir_all(down.join("input"));
     let boto_key = format!("{label}-boto3/data.bin");
     let boto_file = root.join(format!("{label}-boto-down.bin"));
     let b_up = measure(
@@ -243,7 +289,12 @@ fn run_over(server: &Server, endpoint: &str, label: &str, root: &Path, size: u64
         server,
         &boto3("download", endpoint, &server.ca, &boto_key, &boto_file),
     );
+    assert_eq!(
+        std::fs::metadata(&boto_file).map(|m| m.len()).ok(),
+        Some(size)
+    );
     let _ = std::fs::remove_file(&boto_file);
+    server.forget(&format!("{label}-boto3"));
 
     println!();
     let name = if label == "tls" { "TLS" } else { "plain HTTP" };
@@ -283,6 +334,102 @@ fn run_over(server: &Server, endpoint: &str, label: &str, root: &Path, size: u64
     );
 }
 
+/// Both clients' uploads over TLS into s3s-fs itself (the backend the tests use), for
+/// its throughput and server CPU beside the bench's own backend.
+fn s3s_fs_uploads(root: &Path, size: u64) {
+    let server = Server::start(root, "s3s-fs");
+    let up = workdir(&root.join("s3s-fs-up"), &server.tls);
+    std::fs::hard_link(root.join("data.bin"), up.join("output/data.bin")).unwrap();
+    let sw = measure(
+        &server,
+        &sidewire_run(&up, &[], "-output=url:s3://bench/s3s-fs-sidewire,"),
+    );
+    server.forget("s3s-fs-sidewire");
+    let source = root.join("data.bin");
+    let key = "s3s-fs-boto3/data.bin";
+    let b = measure(
+        &server,
+        &boto3("upload", &server.tls, &server.ca, key, &source),
+    );
+    println!();
+    println!(
+        "uploads over TLS into s3s-fs itself (MD5 of every part, parts read back at completion)"
+    );
+    let (s, _) = report("sidewire upload", &sw, size);
+    let (bu, _) = report("boto3 upload", &b, size);
+    println!("upload:   {:.2}x boto3's throughput", s / bu);
+}
+
+/// The size of each small object.
+const SMALL: usize = 64 << 10;
+
+/// `count` files of [`SMALL`] bytes, each its own, in `dir`.
+fn write_small_files(dir: &Path, count: usize) {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut body = vec![0u8; SMALL];
+    for i in 0..count {
+        for (j, word) in body.chunks_mut(8).enumerate() {
+            let n = (i * SMALL / 8 + j) as u64;
+            word.copy_from_slice(&n.wrapping_mul(0x9E37_79B9_7F4A_7C15).to_le_bytes());
+        }
+        std::fs::write(dir.join(format!("f{i:05}.bin")), &body).unwrap();
+    }
+}
+
+/// The files under `dir` and their bytes.
+fn count_files(dir: &Path) -> (usize, u64) {
+    let mut found = (0, 0);
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let meta = entry.metadata().unwrap();
+        if meta.is_dir() {
+            let (n, bytes) = count_files(&entry.path());
+            found = (found.0 + n, found.1 + bytes);
+        } else {
+            found = (found.0 + 1, found.1 + meta.len());
+        }
+    }
+    found
+}
+
+fn report_files(name: &str, f: &Figures, count: usize) -> f64 {
+    let per_s = count as f64 / f.seconds;
+    println!(
+        "{name:<20} {per_s:>9.0} files/s {:>7.2} client CPU-ms/file {:>8.1} MiB peak RSS {:>7.2} s {:>7.2} server CPU-ms/file",
+        f.cpu * 1e3 / count as f64,
+        f.max_rss_kib as f64 / 1024.0,
+        f.seconds,
+        f.server_cpu * 1e3 / count as f64,
+    );
+    per_s
+}
+
+/// sidewire and boto3 each downloading the `count` objects under `bench/small/` over
+/// `endpoint` into folders under `base`.
+fn small_over(server: &Server, endpoint: &str, label: &str, base: &Path, count: usize) {
+    let expected = (count, (count * SMALL) as u64);
+    let sw = workdir(&base.join(format!("{label}-sidewire")), endpoint);
+    let sw_down = measure(
+        server,
+        &sidewire_run(&sw, &[], "-input=url:in,s3://bench/small,"),
+    );
+    assert_eq!(count_files(&sw.join("input")), expected);
+    let _ = std::fs::remove_dir_all(&sw);
+    let boto_dir = base.join(format!("{label}-boto3"));
+    let b_down = measure(
+        server,
+        &boto3("download-prefix", endpoint, &server.ca, "small/", &boto_dir),
+    );
+    assert_eq!(count_files(&boto_dir), expected);
+    let _ = std::fs::remove_dir_all(&boto_dir);
+
+    println!();
+    let name = if label == "tls" { "TLS" } else { "plain HTTP" };
+    println!("{count} objects of 64 KiB over {name}");
+    let s = report_files("sidewire download", &sw_down, count);
+    let b = report_files("boto3 download", &b_down, count);
+    println!("download: {:.2}x boto3's files/s", s / b);
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
@@ -299,13 +446,39 @@ fn main() {
     let _ = std::fs::remove_dir_all(&root);
     std::fs::create_dir_all(&root).unwrap();
     write_pattern(&root.join("data.bin"), size);
-    let server = Server::start(&root);
+    let server = Server::start(&root, "fast");
     println!(
-        "moving one {mib} MiB file through s3s-fs (its own process) on loopback ({} CPUs)",
+        "moving one {mib} MiB file through the bench's S3 backend (s3s; its own process, data on {}) on loopback ({} CPUs)",
+        server_dir().display(),
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     run_over(&server, &server.plain.clone(), "http", &root, size, true);
     run_over(&server, &server.tls.clone(), "tls", &root, size, false);
+    s3s_fs_uploads(&root, size);
+
+    // Small files: written once, uploaded once by sidewire, downloaded by each client.
+    // Their folders are on tmpfs (SIDEWIRE_BENCH_DIR), as in the download_listing bench:
+    // sidewire flushes every file it downloads, which on ext4 sets the pace.
+    let count: usize = std::env::var("SIDEWIRE_BENCH_FILES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let base = std::env::var_os("SIDEWIRE_BENCH_DIR")
+        .map_or_else(|| PathBuf::from("/dev/shm"), PathBuf::from)
+        .join(format!("sidewire-bench-small-{}", std::process::id()));
+    let up = workdir(&base.join("up"), &server.plain);
+    write_small_files(&up.join("output"), count);
+    let sw_up = measure(
+        &server,
+        &sidewire_run(&up, &[], "-output=url:s3://bench/small,"),
+    );
+    println!();
+    println!("{count} objects of 64 KiB, uploaded once over plain HTTP");
+    report_files("sidewire upload", &sw_up, count);
+    let _ = std::fs::remove_dir_all(&up);
+    small_over(&server, &server.plain.clone(), "http", &base, count);
+    small_over(&server, &server.tls.clone(), "tls", &base, count);
+    let _ = std::fs::remove_dir_all(&base);
     let floor = sha256_floor();
     println!();
     println!("SHA-256 here: {floor:.2} CPU-s/GiB (SigV4 payload signing costs a signing client this much on upload)");

@@ -43,7 +43,26 @@ impl S3Server {
         S3Server::launch(access_key, secret, Some(domain))
     }
 
+    /// Like [`S3Server::start`], with the S3 operations served by what `wrap` makes of
+    /// the usual s3s-fs service and the (canonical) data folder.
+    pub fn start_wrapped<S: s3s::S3>(
+        access_key: &str,
+        secret: &str,
+        wrap: impl FnOnce(LargeBlocks, &Path) -> S,
+    ) -> S3Server {
+        S3Server::launch_with(access_key, secret, None, wrap)
+    }
+
     fn launch(access_key: &str, secret: &str, domain: Option<&str>) -> S3Server {
+        S3Server::launch_with(access_key, secret, domain, |fs, _| fs)
+    }
+
+    fn launch_with<S: s3s::S3>(
+        access_key: &str,
+        secret: &str,
+        domain: Option<&str>,
+        wrap: impl FnOnce(LargeBlocks, &Path) -> S,
+    ) -> S3Server {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let root = std::env::temp_dir().join(format!(
             "sidewire-s3-{}-{}",
@@ -60,10 +79,12 @@ impl S3Server {
             .set_nonblocking(true)
             .expect("non-blocking listener");
         let fs = s3s_fs::FileSystem::new(&root).expect("s3s-fs over the data folder");
-        let mut builder = S3ServiceBuilder::new(LargeBlocks {
+        let canonical = root.canonicalize().expect("the data folder's path");
+        let fs = LargeBlocks {
             inner: fs,
             root: root.clone(),
-        });
+        };
+        let mut builder = S3ServiceBuilder::new(wrap(fs, &canonical));
         builder.set_auth(SimpleAuth::from_single(access_key, secret));
         if let Some(domain) = domain {
             // s3s matches the Host header with its port; 127.0.0.1 stays path-style.
@@ -136,12 +157,12 @@ impl Drop for S3Server {
 }
 
 /// One MiB: the block size object bodies move in, to and from the disk.
-const BLOCK: usize = 1 << 20;
+pub const BLOCK: usize = 1 << 20;
 
 /// s3s-fs with object bodies moved in [`BLOCK`]s: uploads are gathered into blocks
 /// before s3s-fs writes them, and GET bodies are read from the file a block at a time.
 /// Everything else (signatures, payload hashes, ETags, multipart) is s3s-fs's own.
-struct LargeBlocks {
+pub struct LargeBlocks {
     inner: s3s_fs::FileSystem,
     root: PathBuf,
 }
@@ -226,7 +247,8 @@ large_blocks_s3! {
     }
 }
 
-fn in_blocks(body: s3s::dto::StreamingBlob) -> s3s::dto::StreamingBlob {
+/// `body` re-cut into [`BLOCK`]-sized pieces.
+pub fn in_blocks(body: s3s::dto::StreamingBlob) -> s3s::dto::StreamingBlob {
     s3s::dto::StreamingBlob::wrap(Gather {
         body,
         block: bytes::BytesMut::new(),
