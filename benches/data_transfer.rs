@@ -232,7 +232,6 @@ fn serve(ca: &Path) {
     let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut rest);
 }
 
-/// The four transfers over `endpoint`, with sidewire's upload also unsigned when `extra`.
 /// A fresh workdir for `sidewire run` at `dir`: an `output` folder and credentials for
 /// bucket `bench` at `endpoint`.
 fn workdir(dir: &Path, endpoint: &str) -> PathBuf {
@@ -245,60 +244,116 @@ fn workdir(dir: &Path, endpoint: &str) -> PathBuf {
     dir.to_path_buf()
 }
 
+/// The round's figures with the median time, of an upload measured in several rounds.
+fn median(mut rounds: Vec<Figures>) -> Figures {
+    rounds.sort_by(|a, b| a.seconds.total_cmp(&b.seconds));
+    let middle = rounds.len() / 2;
+    rounds.swap_remove(middle)
+}
+
+/// `SIDEWIRE_BENCH_ROUNDS`, default 3: how many times each upload is measured.
+fn rounds() -> usize {
+    std::env::var("SIDEWIRE_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(3)
+}
+
+/// The four transfers over `endpoint`, with sidewire's upload also unsigned when `extra`.
 fn run_over(server: &Server, endpoint: &str, label: &str, root: &Path, size: u64, extra: bool) {
     let up = workdir(&root.join(format!("{label}-up")), endpoint);
     let down = workdir(&root.join(format!("{label}-down")), endpoint);
     let source = root.join("data.bin");
     std::fs::hard_link(&source, up.join("output/data.bin")).unwrap();
+    // The uploads take turns, round after round, the first client changing each round,
+    // and each figure is its client's median: how much fresh memory the server writes
+    // into (this VM's dearest cost, see docs/benchmarks.md) then weighs on both alike.
     let prefix = format!("{label}-sidewire");
-    let sw_up = measure(
-        server,
-        &sidewire_run(&up, &[], &format!("-output=url:s3://bench/{prefix},")),
-    );
-    let sw_up_unsigned = extra.then(|| {
-        let figures = measure(
-            server,
-            &sidewire_run(
-                &up,
-                &["-payloadSigning=unsigned"],
-                &format!("-output=url:s3://bench/{label}-unsigned,"),
-            ),
-        );
-        server.forget(&format!("{label}-unsigned"));
-        figures
-    });
-    let sw_down = measure(
-        server,
-        &sidewire_run(&down, &[], &format!("-input=url:in,s3://bench/{prefix},")),
-    );
-    assert_eq!(
-        std::fs::metadata(down.join("input/in/data.bin"))
-            .map(|m| m.len())
-            .ok(),
-        Some(size)
-    );
-    server.forget(&prefix);
-    let _ = std::fs::remove_dir_all(down.join("input"));
     let boto_key = format!("{label}-boto3/data.bin");
+    let (mut sw_ups, mut unsigned_ups, mut b_ups) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..rounds() {
+        // The last round's sidewire object stays, for the download.
+        let sw_prefix = format!("{prefix}-{round}");
+        let mut sidewire = || {
+            sw_ups.push(measure(
+                server,
+                &sidewire_run(&up, &[], &format!("-output=url:s3://bench/{sw_prefix},")),
+            ));
+            if extra {
+                unsigned_ups.push(measure(
+                    server,
+                    &sidewire_run(
+                        &up,
+                        &["-payloadSigning=unsigned"],
+                        &format!("-output=url:s3://bench/{label}-unsigned-{round},"),
+                    ),
+                ));
+                server.forget(&format!("{label}-unsigned-{round}"));
+            }
+        };
+        if round % 2 == 0 {
+            sidewire();
+            b_ups.push(measure(
+                server,
+                &boto3("upload", endpoint, &server.ca, &boto_key, &source),
+            ));
+        } else {
+            b_ups.push(measure(
+                server,
+                &boto3("upload", endpoint, &server.ca, &boto_key, &source),
+            ));
+            sidewire();
+        }
+        if round + 1 < rounds() {
+            server.forget(&sw_prefix);
+            server.forget(&format!("{label}-boto3"));
+        }
+    }
+    let prefix = format!("{prefix}-{}", rounds() - 1);
+    let (sw_up, b_up) = (median(sw_ups), median(b_ups));
+    let sw_up_unsigned = extra.then(|| median(unsigned_ups));
+    // The downloads take turns the same way, each into a fresh folder.
     let boto_file = root.join(format!("{label}-boto-down.bin"));
-    let b_up = measure(
-        server,
-        &boto3("upload", endpoint, &server.ca, &boto_key, &source),
-    );
-    let b_down = measure(
-        server,
-        &boto3("download", endpoint, &server.ca, &boto_key, &boto_file),
-    );
-    assert_eq!(
-        std::fs::metadata(&boto_file).map(|m| m.len()).ok(),
-        Some(size)
-    );
-    let _ = std::fs::remove_file(&boto_file);
+    let (mut sw_downs, mut b_downs) = (Vec::new(), Vec::new());
+    for round in 0..rounds() {
+        let mut sidewire = || {
+            let down = workdir(&down, endpoint);
+            sw_downs.push(measure(
+                server,
+                &sidewire_run(&down, &[], &format!("-input=url:in,s3://bench/{prefix},")),
+            ));
+            let got = std::fs::metadata(down.join("input/in/data.bin")).map(|m| m.len());
+            assert_eq!(got.ok(), Some(size));
+            let _ = std::fs::remove_dir_all(down.join("input"));
+        };
+        let mut boto = || {
+            b_downs.push(measure(
+                server,
+                &boto3("download", endpoint, &server.ca, &boto_key, &boto_file),
+            ));
+            let got = std::fs::metadata(&boto_file).map(|m| m.len());
+            assert_eq!(got.ok(), Some(size));
+            let _ = std::fs::remove_file(&boto_file);
+        };
+        if round % 2 == 0 {
+            sidewire();
+            boto();
+        } else {
+            boto();
+            sidewire();
+        }
+    }
+    server.forget(&prefix);
     server.forget(&format!("{label}-boto3"));
+    let (sw_down, b_down) = (median(sw_downs), median(b_downs));
 
     println!();
     let name = if label == "tls" { "TLS" } else { "plain HTTP" };
-    println!("over {name} ({endpoint})");
+    println!(
+        "over {name} ({endpoint}); each figure the median of {} rounds",
+        rounds()
+    );
     println!(
         "{:<20} {:>14} {:>18} {:>18} {:>9} {:>8}",
         "", "throughput", "client CPU", "client RSS", "wall", "server CPU-s/GiB"
