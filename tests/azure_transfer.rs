@@ -416,7 +416,8 @@ fn ctrl_killed_ten_times_during_a_1_gib_azure_upload_sends_no_finished_block_twi
         }
         ctrl.kill().unwrap();
         ctrl.wait().unwrap();
-        kill_marks.push(proxy.log().len());
+        // Requests begun and requests ended by the time of the kill.
+        kill_marks.push((proxy.started(), proxy.log().len()));
         ctrl = start_ctrl(&dir, &cfg, service.port());
     }
     let code = wait_exit(&mut ctrl, Duration::from_secs(300));
@@ -426,40 +427,43 @@ fn ctrl_killed_ten_times_during_a_1_gib_azure_upload_sends_no_finished_block_twi
         "the upload ended before the tenth interruption"
     );
 
-    // A block sent twice is only allowed if its first copy was in flight when ctrl was
-    // killed: among the last CONCURRENCY block requests before a kill.
+    // A block the service took (answered 2xx) may only be sent again by a later ctrl,
+    // and only if the answer was in flight when the earlier one was killed: begun before
+    // the kill, and ended after it or just before (unread by the ctrl that died). A block
+    // whose attempt failed is retried, as it should be.
     let log = proxy.log();
-    let mut first_seen: HashMap<(String, u32), usize> = HashMap::new();
-    let mut resent = 0;
-    for (i, e) in log.iter().enumerate() {
+    let mut taken: HashMap<(String, u32), (usize, usize)> = HashMap::new();
+    let (mut resent, mut failed) = (0, 0);
+    let ok = |e: &Exchange| e.status.is_some_and(|s| (200..300).contains(&s));
+    for (ended, e) in log.iter().enumerate() {
         let Some(block) = block_of(e) else { continue };
-        match first_seen.get(&block) {
-            None => {
-                first_seen.insert(block, i);
+        if !ok(e) {
+            failed += 1;
+        }
+        match taken.get(&block) {
+            None if ok(e) => {
+                taken.insert(block, (e.started, ended));
             }
-            Some(&first) => {
+            None => {}
+            Some(&(first_started, first_ended)) => {
                 resent += 1;
-                let blocks_between = |from: usize, to: usize| {
-                    log[from..to]
-                        .iter()
-                        .filter(|e| block_of(e).is_some())
-                        .count()
-                };
-                let in_flight_at_a_kill = kill_marks.iter().any(|&mark| {
-                    (first < mark && blocks_between(first, mark) <= CONCURRENCY * 2)
-                        || (first >= mark && blocks_between(mark, first) < CONCURRENCY)
+                let in_flight_at_a_kill = kill_marks.iter().any(|&(k_started, k_ended)| {
+                    first_started < k_started
+                        && k_started <= e.started
+                        && first_ended + CONCURRENCY >= k_ended
                 });
                 assert!(
                     in_flight_at_a_kill,
-                    "block {block:?} was finished (request {first}) and sent again (request {i}); kills at {kill_marks:?}"
+                    "block {block:?} was taken (begun {first_started}, ended {first_ended}) and sent again (begun {}); kills at {kill_marks:?}",
+                    e.started
                 );
             }
         }
     }
-    let tags: HashSet<&String> = first_seen.keys().map(|(tag, _)| tag).collect();
+    let tags: HashSet<&String> = taken.keys().map(|(tag, _)| tag).collect();
     println!(
-        "{} blocks, {resent} resent (in flight at a kill), {} upload tags, {} block listings",
-        first_seen.len(),
+        "{} blocks, {resent} resent (in flight at a kill), {failed} attempts not taken, {} upload tags, {} block listings",
+        taken.len(),
         tags.len(),
         proxy.count("GET", "blocklisttype=uncommitted")
     );

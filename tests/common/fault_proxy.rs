@@ -8,7 +8,7 @@
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -173,9 +173,11 @@ impl FaultPlan {
     }
 }
 
-/// One request the proxy saw, in arrival order.
+/// One request the proxy saw; the log holds them in the order they ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Exchange {
+    /// How many requests had arrived before this one (see [`FaultProxy::started`]).
+    pub started: usize,
     pub method: String,
     pub target: String,
     pub fault: Option<Fault>,
@@ -219,6 +221,8 @@ struct Shared {
     upstream_port: u16,
     plan: Arc<Mutex<FaultPlan>>,
     log: Mutex<Vec<Exchange>>,
+    /// Requests that have arrived, ended or not.
+    started: AtomicUsize,
     /// Set on drop so stalls end early and the connection threads can be joined.
     closing: AtomicBool,
 }
@@ -240,6 +244,7 @@ impl FaultProxy {
             upstream_port,
             plan,
             log: Mutex::new(Vec::new()),
+            started: AtomicUsize::new(0),
             closing: AtomicBool::new(false),
         });
         let server = {
@@ -258,7 +263,12 @@ impl FaultProxy {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    /// Every request seen so far.
+    /// How many requests have arrived so far (each is logged when it ends).
+    pub fn started(&self) -> usize {
+        self.shared.started.load(Ordering::SeqCst)
+    }
+
+    /// Every request seen so far, in the order they ended.
     pub fn log(&self) -> Vec<Exchange> {
         lock(&self.shared.log).clone()
     }
@@ -283,6 +293,8 @@ struct Head {
     method_or_version: String,
     target_or_status: String,
     headers: Vec<(String, Vec<u8>)>,
+    /// A request's place in arrival order (see [`Exchange::started`]).
+    seq: usize,
 }
 
 enum Framing {
@@ -410,6 +422,7 @@ fn read_request_head(r: &mut impl BufRead) -> io::Result<Option<Head>> {
         method_or_version: req.method.unwrap_or_default().to_string(),
         target_or_status: format!("{} HTTP/1.1", req.path.unwrap_or_default()),
         headers: collect(req.headers),
+        seq: 0,
     }))
 }
 
@@ -428,6 +441,7 @@ fn read_response_head(r: &mut impl BufRead) -> io::Result<Head> {
             resp.code.unwrap_or_default(),
             resp.reason.unwrap_or("-")
         ),
+        seq: 0,
         headers: collect(resp.headers),
     })
 }
@@ -626,6 +640,7 @@ fn record(
     status: Option<u16>,
 ) {
     lock(&shared.log).push(Exchange {
+        started: head.seq,
         method: head.method_or_version.clone(),
         target: head.target().to_string(),
         fault: fault.clone(),
@@ -646,7 +661,8 @@ fn serve_client(shared: &Shared, client: TcpStream) {
     let mut reader = BufReader::with_capacity(64 * 1024, client);
     let mut writer = write_half;
     // One exchange per turn until the client closes or an exchange ends the connection.
-    while let Ok(Some(head)) = read_request_head(&mut reader) {
+    while let Ok(Some(mut head)) = read_request_head(&mut reader) {
+        head.seq = shared.started.fetch_add(1, Ordering::SeqCst);
         let keep = serve_exchange(shared, &head, &mut reader, &mut writer).unwrap_or(false);
         if !keep {
             break;

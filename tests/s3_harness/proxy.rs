@@ -86,6 +86,7 @@ fn keeps_client_connections_alive_and_logs_each_request() {
     assert_eq!(
         log[2],
         Exchange {
+            started: log[2].started,
             method: "GET".into(),
             target: "/bkt/k2".into(),
             fault: None,

@@ -27,7 +27,10 @@ impl S3Job {
         // Bodies read from files always have their CRC; an empty body's is that of nothing.
         let body_crc = body_crc.unwrap_or_else(|| crc64nvme(&[]));
         let request = match purpose {
-            Purpose::List { token } => azure::list_blobs(container, &self.prefix, token.as_deref()),
+            // Pages of S3's size: Azure's default of 5000 blobs could outgrow MAX_XML.
+            Purpose::List { token } => {
+                azure::list_blobs(container, &self.prefix, token.as_deref()).with_max_results(1000)
+            }
             Purpose::Put { file } => azure::put_blob(container, &self.up_file(*file).key, body_crc)
                 .with_crc64nvme_metadata(body_crc),
             Purpose::ListParts { file, .. } => {

@@ -55,7 +55,8 @@ pub enum Purpose {
     Complete {
         file: usize,
     },
-    /// HEAD of an object whose CompleteMultipartUpload went out before a restart.
+    /// HEAD of an object whose completion (CompleteMultipartUpload, Put Block List) went
+    /// out before a restart.
     Check {
         file: usize,
     },
@@ -72,7 +73,8 @@ pub enum Purpose {
     Sum {
         file: usize,
     },
-    /// AbortMultipartUpload of an upload given up on (see `s3_upload::abort`).
+    /// AbortMultipartUpload of an upload given up on (see `s3_upload::abort`); on Azure
+    /// only the journal's record goes.
     Abort {
         key: String,
         upload_id: String,
@@ -414,7 +416,10 @@ impl S3Job {
                     },
                 };
                 let damaged = error.as_ref().is_some_and(|e| {
-                    matches!(e.code.as_str(), "BadDigest" | "XAmzContentSHA256Mismatch")
+                    matches!(
+                        e.code.as_str(),
+                        "BadDigest" | "XAmzContentSHA256Mismatch" | "Crc64Mismatch" | "Md5Mismatch"
+                    )
                 });
                 if status >= 500 || status == 429 || status == 408 || damaged {
                     // A body the store found damaged on the way is sent again, like a 5xx.
@@ -432,15 +437,32 @@ impl S3Job {
                     // A completion may still be assembling the object.
                     self.ops.remove(&id);
                     return self.queue_later(sh, purpose, attempts, "the object is not there yet");
+                } else if let (Purpose::Complete { file }, ObjectApi::Azure { .. }, true) = (
+                    &purpose,
+                    &self.api,
+                    error.as_ref().is_some_and(|e| e.code == "InvalidBlockList"),
+                ) {
+                    // Put Block List commits all or nothing: the blocks are gone (expired,
+                    // or discarded by another commit), so the file goes up again.
+                    let file = *file;
+                    self.ops.remove(&id);
+                    return self
+                        .resume_without_record(sh, Purpose::ListParts { file, marker: None });
+                } else if let (Purpose::ListParts { file, .. }, 404, ObjectApi::Azure { .. }) =
+                    (&purpose, status, &self.api)
+                {
+                    // A blob with no blocks yet is not there at all: the upload goes on
+                    // under its tag, every part still to send.
+                    let file = *file;
+                    self.ops.remove(&id);
+                    return self.resume_parts(sh, file);
                 } else if matches!(
                     purpose,
                     Purpose::ListParts { .. } | Purpose::Check { .. } | Purpose::Complete { .. }
-                ) && (matches!(status, 403 | 404)
-                    || error.as_ref().is_some_and(|e| e.code == "InvalidBlockList"))
+                ) && matches!(status, 403 | 404)
                 {
-                    // The upload the journal names is gone (completed, aborted or expired;
-                    // on Azure, its blocks), or listing parts is not allowed: go on without
-                    // what was recorded.
+                    // The upload the journal names is gone (completed, aborted or expired),
+                    // or listing parts is not allowed: go on without what was recorded.
                     self.ops.remove(&id);
                     return self.resume_without_record(sh, purpose);
                 } else {

@@ -221,8 +221,16 @@ struct Fields {
 
 /// `http[s]://host[:port][/path]`, as `BlobEndpoint` gives it.
 fn parse_endpoint(url: &str) -> Result<BlobEndpoint, ConnStringError> {
+    // Never the query: a SAS URL pasted as the endpoint would put its signature in the
+    // error.
     let bad = |why| ConnStringError::BadEndpoint {
-        endpoint: url.chars().take(128).collect(),
+        endpoint: url
+            .split(['?', '#'])
+            .next()
+            .unwrap_or_default()
+            .chars()
+            .take(128)
+            .collect(),
         why,
     };
     let (tls, rest) = if let Some(rest) = url.strip_prefix("https://") {

@@ -77,8 +77,9 @@ pub fn parse_list_blobs(body: &[u8]) -> Result<BlobPage, XmlError> {
     Ok(page)
 }
 
-/// A Get Block List answer (`<BlockList>`).
-pub fn parse_block_list(body: &[u8]) -> Result<BlockList, XmlError> {
+/// A Get Block List answer (`<BlockList>`), keeping the blocks whose names `keep` takes
+/// (the entry cap counts only those: other writers' blocks cannot crowd out an upload's).
+pub fn parse_block_list(body: &[u8], keep: impl Fn(&str) -> bool) -> Result<BlockList, XmlError> {
     const ROOT: &str = "BlockList";
     let mut list = BlockList::default();
     let (mut name, mut size) = (None, None);
@@ -92,16 +93,20 @@ pub fn parse_block_list(body: &[u8]) -> Result<BlockList, XmlError> {
                 } else {
                     &mut list.uncommitted
                 };
+                let block = BlockEntry {
+                    name: required(name.take(), "Name", "Block")?,
+                    size: required(size.take(), "Size", "Block")?,
+                };
+                if !keep(&block.name) {
+                    return Ok(());
+                }
                 if blocks.len() == MAX_PAGE_ENTRIES {
                     return Err(XmlError::TooManyEntries {
                         element: "Block",
                         limit: MAX_PAGE_ENTRIES,
                     });
                 }
-                blocks.push(BlockEntry {
-                    name: required(name.take(), "Name", "Block")?,
-                    size: required(size.take(), "Size", "Block")?,
-                });
+                blocks.push(block);
             }
             _ => {}
         }

@@ -122,7 +122,8 @@ impl ObjectApi {
                 Ok((page.parts, next))
             }
             ObjectApi::Azure { .. } => {
-                let list = azure::parse_block_list(body)?;
+                let ours = |name: &str| azure::block_number(upload_id, name).is_some();
+                let list = azure::parse_block_list(body, ours)?;
                 let parts = list
                     .uncommitted
                     .into_iter()

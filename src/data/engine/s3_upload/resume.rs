@@ -35,12 +35,13 @@ impl S3Job {
         }
     }
 
-    /// After ListParts: a part the store holds under this upload id with the expected
-    /// length is done, whether or not the journal saw its answer (ctrl may have died just
-    /// before): only sidewire writes this upload id, and the store checked each part's
-    /// payload hash against the file, unchanged since (same size and mtime). Its ETag
-    /// comes from the listing, else the journal; a part with neither is sent again.
-    pub(super) fn resume_parts(&mut self, sh: &mut Shared, file: usize) {
+    /// After ListParts (Get Block List on Azure): a part the store holds under this upload
+    /// id with the expected length is done, whether or not the journal saw its answer
+    /// (ctrl may have died just before): only sidewire writes this upload id (or tag), and
+    /// the store checked each part's CRC64NVME (and, signed, its payload hash) against the
+    /// file, whose CRC the resume checked again. Its ETag comes from the listing, else the
+    /// journal; a part with neither is sent again.
+    pub(in crate::data::engine) fn resume_parts(&mut self, sh: &mut Shared, file: usize) {
         let f = &mut self.upload().files[file];
         let journaled: BTreeMap<u32, RecordedPart> = std::mem::take(&mut f.recorded)
             .into_iter()

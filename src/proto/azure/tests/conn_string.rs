@@ -128,4 +128,11 @@ fn bad_strings_are_refused_with_their_reason_and_never_echo_the_key() {
             "{endpoint}: {e}"
         );
     }
+    // A "Blob SAS URL" pasted as the endpoint: refused without its signature.
+    let text = format!(
+        "BlobEndpoint=https://a.blob.core.windows.net/?sv=2021-08-06&sig=c2VjcmV0;AccountKey={KEY}"
+    );
+    let e = parse_conn_string(&text, "a").unwrap_err().to_string();
+    assert!(e.contains("has a query or fragment"), "{e}");
+    assert!(!e.contains("sig") && !e.contains("c2VjcmV0"), "{e}");
 }

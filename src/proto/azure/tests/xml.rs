@@ -1,5 +1,5 @@
 use crate::proto::azure::*;
-use crate::proto::s3::XmlError;
+use crate::proto::s3::{XmlError, MAX_PAGE_ENTRIES};
 
 #[test]
 fn a_blob_listing_gives_names_sizes_etags_and_the_next_marker() {
@@ -42,7 +42,7 @@ fn a_block_list_separates_committed_and_uncommitted_blocks() {
     let body = b"<BlockList><CommittedBlocks><Block><Name>QQ==</Name><Size>8</Size></Block>\
         </CommittedBlocks><UncommittedBlocks><Block><Name>Qg==</Name><Size>3</Size></Block>\
         <Block><Name>Qw==</Name><Size>0</Size></Block></UncommittedBlocks></BlockList>";
-    let list = parse_block_list(body).unwrap();
+    let list = parse_block_list(body, |_| true).unwrap();
     assert_eq!(
         list.committed,
         vec![BlockEntry {
@@ -51,8 +51,20 @@ fn a_block_list_separates_committed_and_uncommitted_blocks() {
         }]
     );
     assert_eq!(list.uncommitted.len(), 2);
+    // Only the blocks kept count, and toward the cap.
+    let kept = parse_block_list(body, |name| name == "Qw==").unwrap();
+    assert_eq!((kept.committed.len(), kept.uncommitted.len()), (0, 1));
+    let mut many = String::from("<BlockList><UncommittedBlocks>");
+    for i in 0..=MAX_PAGE_ENTRIES {
+        let name = if i < 5 { "bWluZQ==" } else { "b3RoZXI=" };
+        many.push_str(&format!("<Block><Name>{name}</Name><Size>1</Size></Block>"));
+    }
+    many.push_str("</UncommittedBlocks></BlockList>");
+    assert!(parse_block_list(many.as_bytes(), |_| true).is_err());
+    let mine = parse_block_list(many.as_bytes(), |name| name == "bWluZQ==").unwrap();
+    assert_eq!(mine.uncommitted.len(), 5);
     assert_eq!(
-        parse_block_list(b"<BlockList/>").unwrap(),
+        parse_block_list(b"<BlockList/>", |_| true).unwrap(),
         BlockList::default()
     );
 }
@@ -84,7 +96,7 @@ fn malformed_answers_and_error_documents_are_refused_with_their_reason() {
     );
     let denied = b"<?xml version=\"1.0\"?><Error><Code>AuthorizationFailure</Code><Message>no</Message></Error>";
     assert!(
-        matches!(parse_block_list(denied), Err(XmlError::Service(e)) if e.code == "AuthorizationFailure")
+        matches!(parse_block_list(denied, |_| true), Err(XmlError::Service(e)) if e.code == "AuthorizationFailure")
     );
-    assert!(parse_block_list(b"<BlockList><UncommittedBlocks><Block><Name>Qg==</Name></Block></UncommittedBlocks></BlockList>").is_err());
+    assert!(parse_block_list(b"<BlockList><UncommittedBlocks><Block><Name>Qg==</Name></Block></UncommittedBlocks></BlockList>", |_| true).is_err());
 }
