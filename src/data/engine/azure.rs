@@ -3,9 +3,9 @@
 //! upload's random tag, then committed by Put Block List. Nothing creates an upload (its
 //! tag is made up here and journaled), and nothing aborts one: uncommitted blocks expire
 //! after a week, or go when the blob is next committed, and blocks of another tag are
-//! never taken for this upload's. How answers differ is in `s3_job::api`.
+//! never taken for this upload's. How answers differ is in `store_job::api`.
 
-use super::s3_job::{Purpose, S3Job, MAX_XML};
+use super::store_job::{Purpose, StoreJob, MAX_XML};
 use super::Shared;
 use crate::data::store::ObjectApi;
 use crate::net::http_pool::ResponseSink;
@@ -13,7 +13,7 @@ use crate::proto::azure::{self, Request};
 use crate::proto::osmo::IoType;
 use crate::proto::s3::checksum::crc64nvme;
 
-impl S3Job {
+impl StoreJob {
     /// The Blob service request for `purpose` on `container`. A single Put Blob and every
     /// Put Block carry their body's CRC in `x-ms-content-crc64`; a blob records its whole
     /// CRC64NVME as metadata, as on S3.

@@ -4,11 +4,11 @@
 //! outcome) the same way.
 
 mod azure;
+mod download;
 mod drop_behind;
 mod folder_job;
-mod s3_download;
-mod s3_job;
-mod s3_upload;
+mod store_job;
+mod upload;
 
 use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
@@ -29,7 +29,7 @@ use crate::net::NetCtx;
 use crate::proto::osmo::IoType;
 use crate::proto::s3::PayloadSigning;
 use folder_job::FolderJob;
-use s3_job::S3Job;
+use store_job::StoreJob;
 
 /// The engine's one waker (mio allows one per `Poll`): new commands and finished worker
 /// jobs both wake it, and each wake drains both.
@@ -243,7 +243,7 @@ pub(crate) struct Shared {
     pub poll: Poll,
     pub net: NetCtx,
     pub pool: HttpPool,
-    pub workers: Workers<std::io::Result<s3_job::Worked>>,
+    pub workers: Workers<std::io::Result<store_job::Worked>>,
     pub journal: Option<Journal>,
     pub data_timeout: Duration,
     pub payload_signing: PayloadSigning,
@@ -263,7 +263,7 @@ impl Shared {
 }
 
 enum Job {
-    S3(Box<S3Job>),
+    Store(Box<StoreJob>),
     Folder(Box<FolderJob>),
 }
 
@@ -271,7 +271,7 @@ impl Job {
     /// Its log type, `Uploading <url>` or `Downloading <url>`, and its counts.
     fn progress(&self) -> (IoType, String, &Progress) {
         let (work, progress) = match self {
-            Job::S3(job) => (&job.work, &job.progress),
+            Job::Store(job) => (&job.work, &job.progress),
             Job::Folder(job) => (job.work(), job.progress()),
         };
         let (io, verb) = match work.direction {
@@ -386,7 +386,7 @@ impl Engine {
             None => None,
         };
         self.job = Some(match store {
-            Store::Object { api, prefix } => Job::S3(Box::new(S3Job::new(
+            Store::Object { api, prefix } => Job::Store(Box::new(StoreJob::new(
                 work, filter, api, prefix, transfer, now,
             ))),
             Store::Folder(path) => {
@@ -405,7 +405,7 @@ impl Engine {
         let shared = &mut self.shared;
         let outcome = match &mut self.job {
             None => return,
-            Some(Job::S3(job)) => job.advance(shared, now),
+            Some(Job::Store(job)) => job.advance(shared, now),
             Some(Job::Folder(job)) => job.advance(shared),
         };
         if let Some(at) = self.next_progress {
@@ -446,7 +446,7 @@ impl Engine {
 
     fn deadline(&mut self) -> Option<Instant> {
         match &mut self.job {
-            Some(Job::S3(job)) => job.next_deadline(&self.shared),
+            Some(Job::Store(job)) => job.next_deadline(&self.shared),
             // A folder copy works in steps: come back at once for the next one.
             Some(Job::Folder(_)) => Some(Instant::now()),
             None => None,
@@ -454,7 +454,7 @@ impl Engine {
     }
 
     fn cancel(&mut self) {
-        if let Some(Job::S3(job)) = &mut self.job {
+        if let Some(Job::Store(job)) = &mut self.job {
             job.cancel(&mut self.shared);
         }
         if self.job.is_some() {

@@ -3,10 +3,10 @@
 
 use std::time::{Duration, Instant};
 
-use super::{Purpose, S3Job, MAX_ATTEMPTS};
+use super::{Purpose, StoreJob, MAX_ATTEMPTS};
 use crate::data::engine::Shared;
 
-impl S3Job {
+impl StoreJob {
     /// Queues `purpose` again as the next attempt of a check that came too early, which
     /// had made `attempts` before; after the last attempt the file's upload starts over.
     pub fn queue_later(&mut self, sh: &mut Shared, purpose: Purpose, attempts: u32, reason: &str) {

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::time::Instant;
 
 use super::{unquote, Listed};
-use crate::data::engine::s3_job::S3Job;
+use crate::data::engine::store_job::StoreJob;
 use crate::data::engine::Shared;
 use crate::data::plan::same_path::{Clash, SamePath};
 use crate::data::plan::{self, MAX_OBJECT};
@@ -50,7 +50,7 @@ impl Listing {
     }
 }
 
-impl S3Job {
+impl StoreJob {
     pub(in crate::data::engine) fn on_listing(
         &mut self,
         _sh: &mut Shared,

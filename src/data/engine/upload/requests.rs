@@ -1,12 +1,12 @@
 //! The request, body and description of each upload op.
 
-use super::super::s3_job::{ApiRequest, Purpose, S3Job, MAX_XML};
+use super::super::store_job::{ApiRequest, Purpose, StoreJob, MAX_XML};
 use crate::data::store::ObjectApi;
 use crate::net::http_pool::{RequestBody, ResponseSink};
 use crate::proto::azure;
 use crate::proto::s3::{self, BucketTarget, Request};
 
-impl S3Job {
+impl StoreJob {
     pub(in crate::data::engine) fn upload_body_of(&self, purpose: &Purpose) -> RequestBody {
         match *purpose {
             Purpose::Put { file } => {

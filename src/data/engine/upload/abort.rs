@@ -6,7 +6,7 @@
 
 use std::time::Instant;
 
-use super::super::s3_job::{Purpose, S3Job};
+use super::super::store_job::{Purpose, StoreJob};
 use super::super::Shared;
 use super::UpState;
 use crate::data::journal::AbandonedUpload;
@@ -17,7 +17,7 @@ use crate::proto::s3;
 /// Attempts per abort: a store that keeps failing it gets it again at the next start.
 const ABORT_ATTEMPTS: u32 = 3;
 
-impl S3Job {
+impl StoreJob {
     /// Gives up the multipart upload `upload_id` of file `file`: recorded in the journal
     /// (instead of the file's upload), then aborted.
     pub(super) fn abandon(&mut self, sh: &mut Shared, file: usize, upload_id: String) {
@@ -62,7 +62,7 @@ impl S3Job {
         if self.work.settled_for.is_some() {
             return false;
         }
-        let super::super::s3_job::Mode::Upload(u) = &self.mode else {
+        let super::super::store_job::Mode::Upload(u) = &self.mode else {
             return false;
         };
         let started: Vec<(usize, String)> = u

@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use super::super::s3_job::{Purpose, S3Job};
+use super::super::store_job::{Purpose, StoreJob};
 use super::super::Shared;
 use super::UpState;
 use crate::data::journal::{FileRecord, FileState};
@@ -11,7 +11,7 @@ use crate::data::plan;
 use crate::net::http_pool::PoolResponse;
 use crate::proto::s3::{self, XmlError};
 
-impl S3Job {
+impl StoreJob {
     pub(in crate::data::engine) fn on_success(
         &mut self,
         sh: &mut Shared,

@@ -4,13 +4,13 @@
 
 use std::collections::BTreeMap;
 
-use super::super::s3_job::{Purpose, S3Job};
+use super::super::store_job::{Purpose, StoreJob};
 use super::super::Shared;
 use crate::data::journal::RecordedPart;
 use crate::data::plan;
 use crate::net::http_pool::PoolResponse;
 
-impl S3Job {
+impl StoreJob {
     /// The store knows no upload the journal recorded (or will not list its parts): a
     /// completion that finds it gone checks whether the object is whole; a listing that
     /// finds it gone, or a check that never finds the object whole, uploads the file again.

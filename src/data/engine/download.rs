@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::drop_behind::DropBehind;
-use super::s3_job::{ApiRequest, Mode, Purpose, S3Job};
+use super::store_job::{ApiRequest, Mode, Purpose, StoreJob};
 use super::Shared;
 use crate::data::file_store::create_temp;
 use crate::data::journal::FileState;
@@ -102,7 +102,7 @@ fn unquote(etag: &str) -> &str {
     etag.trim().trim_start_matches("W/").trim_matches('"')
 }
 
-impl S3Job {
+impl StoreJob {
     fn download(&mut self) -> &mut Download {
         match &mut self.mode {
             Mode::Download(d) => d,

@@ -7,12 +7,12 @@ use std::sync::Arc;
 
 use super::DownFile;
 use crate::data::engine::drop_behind;
-use crate::data::engine::s3_job::{read_range, Purpose, S3Job, Worked};
+use crate::data::engine::store_job::{read_range, Purpose, StoreJob, Worked};
 use crate::data::engine::Shared;
 use crate::data::plan;
 use crate::proto::s3::checksum::{combine, Crc64Nvme};
 
-impl S3Job {
+impl StoreJob {
     /// Finishes a complete file on a worker thread: checks its size; its CRC64NVME when
     /// the store stated the object's (combined from its ranges' CRCs, or read back when
     /// ranges came before a restart); and its MD5 when the ETag is one (single-part

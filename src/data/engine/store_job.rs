@@ -1,6 +1,6 @@
 //! One transfer between a local folder and an object store (S3's API or Azure Blob's):
 //! the requests it has in flight, their retries, and what it reports. The steps particular
-//! to each direction are in [`super::s3_upload`] and [`super::s3_download`]; what differs
+//! to each direction are in [`super::upload`] and [`super::download`]; what differs
 //! for Azure, in [`super::azure`] and [`api`].
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -73,7 +73,7 @@ pub enum Purpose {
     Sum {
         file: usize,
     },
-    /// AbortMultipartUpload of an upload given up on (see `s3_upload::abort`); on Azure
+    /// AbortMultipartUpload of an upload given up on (see `upload::abort`); on Azure
     /// only the journal's record goes.
     Abort {
         key: String,
@@ -90,11 +90,11 @@ pub struct Op {
 }
 
 pub enum Mode {
-    Upload(super::s3_upload::Upload),
-    Download(super::s3_download::Download),
+    Upload(super::upload::Upload),
+    Download(super::download::Download),
 }
 
-pub struct S3Job {
+pub struct StoreJob {
     pub work: Work,
     pub filter: Filter,
     pub api: ObjectApi,
@@ -118,7 +118,7 @@ pub struct S3Job {
     pub done: bool,
 }
 
-impl S3Job {
+impl StoreJob {
     pub fn new(
         work: Work,
         filter: Filter,
@@ -126,12 +126,12 @@ impl S3Job {
         prefix: String,
         transfer: Option<TransferId>,
         now: Instant,
-    ) -> S3Job {
+    ) -> StoreJob {
         let mode = match work.direction {
             Direction::Upload => Mode::Upload(Default::default()),
             Direction::Download => Mode::Download(Default::default()),
         };
-        S3Job {
+        StoreJob {
             work,
             filter,
             api,

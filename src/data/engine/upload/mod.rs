@@ -14,7 +14,7 @@ use std::fs::File;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::s3_job::{sum_file, FileSums, Mode, Purpose, S3Job, Worked};
+use super::store_job::{sum_file, FileSums, Mode, Purpose, StoreJob, Worked};
 use super::Shared;
 use crate::data::journal::{FileRecord, FileState, MultipartRecord, RecordedPart};
 use crate::data::plan;
@@ -61,7 +61,7 @@ pub struct UpFile {
     resuming: Option<MultipartRecord>,
 }
 
-impl S3Job {
+impl StoreJob {
     fn upload(&mut self) -> &mut Upload {
         match &mut self.mode {
             Mode::Upload(u) => u,
@@ -246,7 +246,7 @@ impl S3Job {
     }
 
     /// Reads multipart file `i` on a worker for its part and whole CRCs, which its upload
-    /// declares ([`S3Job::on_summed`] goes on).
+    /// declares ([`StoreJob::on_summed`] goes on).
     fn sum(&mut self, sh: &mut Shared, i: usize) {
         let f = self.up_file(i);
         let Some(file) = f.file.clone() else { return };
