@@ -273,46 +273,59 @@ fn run_over(server: &Server, endpoint: &str, label: &str, root: &Path, size: u64
     let boto_key = format!("{label}-boto3/data.bin");
     let (mut sw_ups, mut unsigned_ups, mut b_ups) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..rounds() {
-        // The last round's sidewire object stays, for the download.
-        let sw_prefix = format!("{prefix}-{round}");
+        // Each object is deleted as soon as its upload is measured, so every upload
+        // finds the server's memory in the same state.
         let mut sidewire = || {
+            let signed = format!("{label}-sidewire-up");
             sw_ups.push(measure(
                 server,
-                &sidewire_run(&up, &[], &format!("-output=url:s3://bench/{sw_prefix},")),
+                &sidewire_run(
+                    &up,
+                    &[],
+                    &format!("-output=url:s3://bench/{signed}-{round},"),
+                ),
             ));
+            server.forget(&format!("{signed}-{round}"));
             if extra {
+                let unsigned = format!("{label}-unsigned-{round}");
                 unsigned_ups.push(measure(
                     server,
                     &sidewire_run(
                         &up,
                         &["-payloadSigning=unsigned"],
-                        &format!("-output=url:s3://bench/{label}-unsigned-{round},"),
+                        &format!("-output=url:s3://bench/{unsigned},"),
                     ),
                 ));
-                server.forget(&format!("{label}-unsigned-{round}"));
+                server.forget(&unsigned);
             }
+        };
+        let mut boto = || {
+            let key = format!("{label}-boto3-up/data.bin");
+            b_ups.push(measure(
+                server,
+                &boto3("upload", endpoint, &server.ca, &key, &source),
+            ));
+            server.forget(&format!("{label}-boto3-up"));
         };
         if round % 2 == 0 {
             sidewire();
-            b_ups.push(measure(
-                server,
-                &boto3("upload", endpoint, &server.ca, &boto_key, &source),
-            ));
+            boto();
         } else {
-            b_ups.push(measure(
-                server,
-                &boto3("upload", endpoint, &server.ca, &boto_key, &source),
-            ));
+            boto();
             sidewire();
         }
-        if round + 1 < rounds() {
-            server.forget(&sw_prefix);
-            server.forget(&format!("{label}-boto3"));
-        }
     }
-    let prefix = format!("{prefix}-{}", rounds() - 1);
     let (sw_up, b_up) = (median(sw_ups), median(b_ups));
     let sw_up_unsigned = extra.then(|| median(unsigned_ups));
+    // The objects the downloads read, each uploaded by its own client (not timed).
+    measure(
+        server,
+        &sidewire_run(&up, &[], &format!("-output=url:s3://bench/{prefix},")),
+    );
+    measure(
+        server,
+        &boto3("upload", endpoint, &server.ca, &boto_key, &source),
+    );
     // The downloads take turns the same way, each into a fresh folder.
     let boto_file = root.join(format!("{label}-boto-down.bin"));
     let (mut sw_downs, mut b_downs) = (Vec::new(), Vec::new());
