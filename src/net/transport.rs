@@ -98,9 +98,39 @@ impl Transport {
     }
 }
 
+/// Bytes read from the socket in one call and fed to rustls from memory: rustls asks for
+/// 4 KiB at a time, which straight from the socket would be a system call each.
+const STAGE_SIZE: usize = 64 * 1024;
+
 pub struct TlsStream {
     pub(crate) tcp: TcpStream,
     pub(crate) conn: ClientConnection,
+    /// Bytes read from the socket and not yet given to rustls: `staged[at..end]`.
+    staged: Box<[u8]>,
+    at: usize,
+    end: usize,
+}
+
+/// The socket as rustls reads it: out of the staged bytes, refilled with one large read
+/// when they run out (its `WouldBlock` and EOF pass through unchanged).
+struct Staged<'a> {
+    tcp: &'a mut TcpStream,
+    staged: &'a mut [u8],
+    at: &'a mut usize,
+    end: &'a mut usize,
+}
+
+impl Read for Staged<'_> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if *self.at == *self.end {
+            let n = self.tcp.read(self.staged)?;
+            (*self.at, *self.end) = (0, n);
+        }
+        let n = out.len().min(*self.end - *self.at);
+        out[..n].copy_from_slice(&self.staged[*self.at..*self.at + n]);
+        *self.at += n;
+        Ok(n)
+    }
 }
 
 impl TlsStream {
@@ -121,7 +151,13 @@ impl TlsStream {
             )
         })?;
         let conn = ClientConnection::new(config, name).map_err(io::Error::other)?;
-        Ok(TlsStream { tcp, conn })
+        Ok(TlsStream {
+            tcp,
+            conn,
+            staged: vec![0; STAGE_SIZE].into_boxed_slice(),
+            at: 0,
+            end: 0,
+        })
     }
 
     /// Drives the handshake; `Ok(true)` once it is complete.
@@ -139,9 +175,19 @@ impl TlsStream {
         Ok(true)
     }
 
+    /// Hands rustls what the socket has (through the staged bytes).
+    fn read_tls(&mut self) -> io::Result<usize> {
+        self.conn.read_tls(&mut Staged {
+            tcp: &mut self.tcp,
+            staged: &mut self.staged,
+            at: &mut self.at,
+            end: &mut self.end,
+        })
+    }
+
     /// Reads and processes TLS records; `Ok(false)` when the socket would block.
     fn read_records(&mut self) -> io::Result<bool> {
-        match self.conn.read_tls(&mut self.tcp) {
+        match self.read_tls() {
             Ok(0) => Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
                 "TLS peer closed the connection",
@@ -173,18 +219,27 @@ impl TlsStream {
         Ok(())
     }
 
+    /// Fills as much of `buf` as the records at hand give (a download's file writes
+    /// then come in the caller's buffer size, not one record's 16 KiB); `WouldBlock` only
+    /// when nothing was read and the socket has no more.
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        loop {
-            match self.conn.reader().read(buf) {
-                Ok(n) => return Ok(n),
+        let mut total = 0;
+        while total < buf.len() {
+            match self.conn.reader().read(&mut buf[total..]) {
+                // A clean end (close_notify): what was read now, the end at the next call.
+                Ok(0) => return Ok(total),
+                Ok(n) => {
+                    total += n;
+                    continue;
+                }
                 // A peer that closes TCP without close_notify ends the stream like EOF; the
                 // protocols above detect truncation themselves.
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(total),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => return Err(e),
             }
-            match self.conn.read_tls(&mut self.tcp) {
-                Ok(0) => return Ok(0),
+            match self.read_tls() {
+                Ok(0) => return Ok(total),
                 Ok(_) => {
                     let state = self
                         .conn
@@ -193,9 +248,11 @@ impl TlsStream {
                     let _ = self.flush_records();
                     state?;
                 }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && total > 0 => break,
                 Err(e) => return Err(e),
             }
         }
+        Ok(total)
     }
 
     /// Accepts plaintext only while no earlier records wait for the socket, so the
