@@ -251,6 +251,17 @@ fn median(mut rounds: Vec<Figures>) -> Figures {
     rounds.swap_remove(middle)
 }
 
+/// Runs the two clients' transfers of round `round`, the first one changing each round.
+fn take_turns(round: usize, sidewire: &mut dyn FnMut(), boto: &mut dyn FnMut()) {
+    if round.is_multiple_of(2) {
+        sidewire();
+        boto();
+    } else {
+        boto();
+        sidewire();
+    }
+}
+
 /// `SIDEWIRE_BENCH_ROUNDS`, default 3: how many times each upload is measured.
 fn rounds() -> usize {
     std::env::var("SIDEWIRE_BENCH_ROUNDS")
@@ -307,13 +318,7 @@ fn run_over(server: &Server, endpoint: &str, label: &str, root: &Path, size: u64
             ));
             server.forget(&format!("{label}-boto3-up"));
         };
-        if round % 2 == 0 {
-            sidewire();
-            boto();
-        } else {
-            boto();
-            sidewire();
-        }
+        take_turns(round, &mut sidewire, &mut boto);
     }
     let (sw_up, b_up) = (median(sw_ups), median(b_ups));
     let sw_up_unsigned = extra.then(|| median(unsigned_ups));
@@ -349,13 +354,7 @@ fn run_over(server: &Server, endpoint: &str, label: &str, root: &Path, size: u64
             assert_eq!(got.ok(), Some(size));
             let _ = std::fs::remove_file(&boto_file);
         };
-        if round % 2 == 0 {
-            sidewire();
-            boto();
-        } else {
-            boto();
-            sidewire();
-        }
+        take_turns(round, &mut sidewire, &mut boto);
     }
     server.forget(&prefix);
     server.forget(&format!("{label}-boto3"));

@@ -24,16 +24,6 @@ use common::pod::{pod_dir, wait_exit, Pod};
 use common::{OsmoService, ServiceConfig};
 use support::*;
 
-/// The tree: empty, one byte, just under 5 MiB, just over 64 MiB, 300 MiB, in
-/// nested folders (the two files the regex leaves out are added beside them).
-const TREE: &[(&str, u64)] = &[
-    ("empty.bin", 0),
-    ("one.bin", 1),
-    ("a/five.bin", 5 * MIB - 1),
-    ("a/b/sixty-four.bin", 64 * MIB + 1),
-    ("big/three-hundred.bin", 300 * MIB),
-];
-
 /// Writes the credential file `sidewire run` reads: profile `azure://devstoreaccount1`,
 /// whose `access_key` is `connection_string`.
 fn write_azure_profile(workdir: &Path, connection_string: &str) {
@@ -343,18 +333,6 @@ fn block_of(e: &Exchange) -> Option<(String, u32)> {
     Some((tag.to_string(), number.parse().ok()?))
 }
 
-/// A small xorshift generator: kill moments differ per run but the seed is printed.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
-
 const CONCURRENCY: usize = 8;
 
 fn start_ctrl(dir: &Path, cfg: &ServiceConfig, port: u16) -> Child {
@@ -382,13 +360,7 @@ fn start_ctrl(dir: &Path, cfg: &ServiceConfig, port: u16) -> Child {
 /// only the others, under the same upload tag; the blob ends whole.
 #[test]
 fn ctrl_killed_ten_times_during_a_1_gib_azure_upload_sends_no_finished_block_twice() {
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-        | 1;
-    println!("kill moments from seed {seed}");
-    let mut rng = Rng(seed);
+    let mut rng = Rng::from_clock();
     let azurite = Azurite::start("kill");
     azurite.create_container("cont");
     let proxy = FaultProxy::start(azurite.port, FaultPlan::shared(1));

@@ -16,16 +16,6 @@ use common::fault_proxy::{Fault, FaultPlan, FaultProxy, Rule};
 use s3_server::S3Server;
 use support::*;
 
-/// The tree: empty, one byte, just under 5 MiB, just over 64 MiB, 300 MiB, in
-/// nested folders, plus files the regex leaves out.
-const TREE: &[(&str, u64)] = &[
-    ("empty.bin", 0),
-    ("one.bin", 1),
-    ("a/five.bin", 5 * MIB - 1),
-    ("a/b/sixty-four.bin", 64 * MIB + 1),
-    ("big/three-hundred.bin", 300 * MIB),
-];
-
 #[test]
 fn a_tree_uploads_and_downloads_back_byte_identical_with_a_regex_filter() {
     round_trip("s3://bucket/run1", "s3://bucket", "tree");

@@ -21,18 +21,6 @@ use support::*;
 
 const CONCURRENCY: usize = 8;
 
-/// A small xorshift generator: kill moments differ per run but the seed is printed.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
-
 fn start_ctrl(dir: &Path, cfg: &ServiceConfig, port: u16, endpoint_creds: &Path) -> Child {
     let journal = dir.join("journal/journal.db");
     let creds = endpoint_creds.join("credentials.yaml");
@@ -58,13 +46,7 @@ fn start_ctrl(dir: &Path, cfg: &ServiceConfig, port: u16, endpoint_creds: &Path)
 
 #[test]
 fn ctrl_killed_twenty_times_during_a_2_gib_upload_sends_no_finished_part_twice() {
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-        | 1;
-    println!("kill moments from seed {seed}");
-    let mut rng = Rng(seed);
+    let mut rng = Rng::from_clock();
     let s3 = S3Server::start(KEY, SECRET);
     s3.create_bucket("bucket");
     let proxy = FaultProxy::start(s3.port, FaultPlan::shared(1));

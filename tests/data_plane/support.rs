@@ -13,6 +13,39 @@ pub const KEY: &str = "AKIDSIDEWIRETEST";
 pub const SECRET: &str = "sidewire-test-secret-0123456789";
 pub const MIB: u64 = 1 << 20;
 
+/// The tree of round-trip files: empty, one byte, just under 5 MiB, just over
+/// 64 MiB, 300 MiB, in nested folders.
+pub const TREE: &[(&str, u64)] = &[
+    ("empty.bin", 0),
+    ("one.bin", 1),
+    ("a/five.bin", 5 * MIB - 1),
+    ("a/b/sixty-four.bin", 64 * MIB + 1),
+    ("big/three-hundred.bin", 300 * MIB),
+];
+
+/// A small xorshift generator: kill moments differ per run, and the seed is printed.
+pub struct Rng(u64);
+
+impl Rng {
+    /// Seeded from the clock; prints the seed, so a failing run can be told apart.
+    pub fn from_clock() -> Rng {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64
+            | 1;
+        println!("kill moments from seed {seed}");
+        Rng(seed)
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
 pub fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("sidewire-data-{name}-{}", std::process::id()));
     let _ = fs::remove_dir_all(&dir);
